@@ -1,0 +1,4 @@
+export * from './dtype.js';
+export * from './tensor.js';
+export * from './graph.js';
+export * from './verify.js';

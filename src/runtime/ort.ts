@@ -1,0 +1,205 @@
+// The ONNX Runtime adapter: the only module of edgefit that imports onnxruntime-node. Everything that computes on
+// tensors does it through a Session made here. Feeds and fetches are plain typed arrays (HostTensor).
+import * as ort from 'onnxruntime-node';
+import { EdgefitError, ShapeError } from '../errors.js';
+import type { DType } from '../ir/dtype.js';
+import type { Model } from '../ir/graph.js';
+import type { TypedArray } from '../ir/tensor.js';
+import { encodeModel } from '../onnx/encode.js';
+
+export interface HostTensor {
+  dtype: DType;
+  dims: readonly number[];
+  data: TypedArray;
+}
+
+export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+export interface SessionOptions {
+  /** Intra-op threads (default: ORT's choice, all cores). */
+  threads?: number;
+  /** Graph optimisation level (default 'all'). */
+  optimizationLevel?: OptimizationLevel;
+  /** Write the graph ORT actually runs to this file (to check which kernels a model uses). */
+  optimizedModelPath?: string;
+  /** Session config entries, e.g. { 'session.disable_prepacking': '1' }. */
+  config?: Record<string, string>;
+  /** Use ORT's memory arena / pattern planner (default true). */
+  memoryPattern?: boolean;
+  /** Turn on ORT's profiler; the file prefix. */
+  profilePrefix?: string;
+  /** Name for messages (a file path or model name). */
+  label?: string;
+}
+
+/** ORT failed to load or run a model. */
+export class RuntimeError extends EdgefitError {}
+
+const ORT_DTYPES: Partial<Record<DType, ort.Tensor.Type>> = {
+  float32: 'float32',
+  float16: 'float16',
+  float64: 'float64',
+  int8: 'int8',
+  uint8: 'uint8',
+  int16: 'int16',
+  uint16: 'uint16',
+  int32: 'int32',
+  uint32: 'uint32',
+  int64: 'int64',
+  uint64: 'uint64',
+  bool: 'bool',
+  string: 'string',
+  int4: 'int4',
+  uint4: 'uint4',
+};
+
+function toOrtTensor(name: string, t: HostTensor, label: string): ort.Tensor {
+  const type = ORT_DTYPES[t.dtype];
+  if (!type) throw new ShapeError('feed-dtype', `Input "${name}" of ${label} has dtype ${t.dtype}, which ONNX Runtime cannot take from Node`, { value: name });
+  try {
+    return new ort.Tensor(type, t.data as never, t.dims as number[]);
+  } catch (e) {
+    throw new ShapeError('feed', `Input "${name}" of ${label} is not a valid ${t.dtype} tensor of dims [${t.dims}]: ${(e as Error).message}`, {
+      value: name,
+    });
+  }
+}
+
+function fromOrtTensor(t: ort.Tensor): HostTensor {
+  const dtype = (t.type === 'bool' ? 'bool' : t.type) as DType;
+  return { dtype, dims: [...t.dims], data: t.data as TypedArray };
+}
+
+export class Session {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly label: string;
+  private readonly model: Model | undefined;
+
+  private constructor(
+    private readonly inner: ort.InferenceSession,
+    label: string,
+    model: Model | undefined,
+  ) {
+    this.inputNames = inner.inputNames;
+    this.outputNames = inner.outputNames;
+    this.label = label;
+    this.model = model;
+  }
+
+  /** A session from an IR model, serialized bytes, or a path to an ONNX file. */
+  static async create(model: Model | Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
+    const label = opts.label ?? (typeof model === 'string' ? model : 'model');
+    const so: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: opts.optimizationLevel ?? 'all',
+      executionMode: 'sequential',
+      interOpNumThreads: 1,
+      logSeverityLevel: 3,
+    };
+    if (opts.threads !== undefined) so.intraOpNumThreads = opts.threads;
+    if (opts.optimizedModelPath !== undefined) so.optimizedModelFilePath = opts.optimizedModelPath;
+    if (opts.memoryPattern !== undefined) so.enableMemPattern = opts.memoryPattern;
+    if (opts.profilePrefix !== undefined) {
+      so.enableProfiling = true;
+      so.profileFilePrefix = opts.profilePrefix;
+    }
+    if (opts.config && Object.keys(opts.config).length) {
+      // ORT takes session config entries through `extra` (nested by the dots of the key)
+      const extra: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(opts.config)) {
+        const parts = k.split('.');
+        let o = extra;
+        for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
+        o[parts[parts.length - 1]!] = v;
+      }
+      so.extra = extra;
+    }
+    let inner: ort.InferenceSession;
+    const ir = typeof model === 'string' || model instanceof Uint8Array ? undefined : model;
+    try {
+      if (typeof model === 'string') inner = await ort.InferenceSession.create(model, so);
+      else inner = await ort.InferenceSession.create(model instanceof Uint8Array ? model : encodeModel(model), so);
+    } catch (e) {
+      throw new RuntimeError('ort-load', `ONNX Runtime cannot load ${label}: ${firstLine(e)}`, { file: typeof model === 'string' ? model : undefined });
+    }
+    return new Session(inner, label, ir);
+  }
+
+  /** Run the model; returns the requested outputs (all by default). */
+  async run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<Record<string, HostTensor>> {
+    this.checkFeeds(feeds);
+    const f: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = toOrtTensor(k, v, this.label);
+    let out: ort.InferenceSession.ReturnType;
+    try {
+      out = fetches ? await this.inner.run(f, fetches as string[]) : await this.inner.run(f);
+    } catch (e) {
+      throw new RuntimeError('ort-run', `ONNX Runtime failed running ${this.label}: ${firstLine(e)}`, {});
+    }
+    const res: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(out)) res[k] = fromOrtTensor(v);
+    return res;
+  }
+
+  /** Stop profiling and return the profile file's path (when `profilePrefix` was set). */
+  endProfiling(): void {
+    this.inner.endProfiling();
+  }
+
+  async release(): Promise<void> {
+    await this.inner.release();
+  }
+
+  /** Feeds must name every graph input that has no initializer, with the declared dtype and static dims. */
+  private checkFeeds(feeds: Record<string, HostTensor>): void {
+    for (const name of Object.keys(feeds))
+      if (!this.inputNames.includes(name))
+        throw new ShapeError('feed-name', `${this.label} has no input "${name}" (inputs: ${this.inputNames.join(', ')})`, { value: name });
+    if (!this.model) return;
+    for (const v of this.model.graph.inputs) {
+      const t = feeds[v.name];
+      if (!t) {
+        if (v.const) continue;
+        throw new ShapeError('feed-missing', `Input "${v.name}" of ${this.label} was not given`, { value: v.name });
+      }
+      const tt = v.tensorType;
+      if (!tt) continue;
+      if (tt.dtype !== t.dtype)
+        throw new ShapeError('feed-dtype', `Input "${v.name}" of ${this.label} must be ${tt.dtype}: it is ${t.dtype}`, { value: v.name });
+      if (tt.shape) {
+        const ok = tt.shape.length === t.dims.length && tt.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
+        if (!ok)
+          throw new ShapeError(
+            'feed-shape',
+            `Input "${v.name}" of ${this.label} must have shape [${tt.shape.map((d) => d ?? '?').join(',')}]: it has [${t.dims.join(',')}]`,
+            { value: v.name },
+          );
+      }
+    }
+  }
+}
+
+function firstLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n')[0]!.slice(0, 600);
+}
+
+export function createSession(model: Model | Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
+  return Session.create(model, opts);
+}
+
+/** Build a session, run once, release. */
+export async function runModel(
+  model: Model | Uint8Array | string,
+  feeds: Record<string, HostTensor>,
+  opts: SessionOptions & { fetches?: string[] } = {},
+): Promise<Record<string, HostTensor>> {
+  const s = await Session.create(model, opts);
+  try {
+    return await s.run(feeds, opts.fetches);
+  } finally {
+    await s.release();
+  }
+}
+
+export const ortVersion: string = (ort.env as { versions?: { common?: string } }).versions?.common ?? 'unknown';
