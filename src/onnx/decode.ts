@@ -231,41 +231,38 @@ function fromTypedFields(tp: TensorProto, dtype: DType, numel: number, ctx: Ctx)
       file: ctx.file,
       value: name,
     });
+  // check the field's length before allocating anything (a corrupt file may claim huge dims)
+  const [field, have, want] = typedFieldCount(tp, dtype, numel);
+  if (have !== want) throw bad(field, have, want);
   const out = new Uint8Array(dtypeByteLength(dtype, numel));
   const dv = new DataView(out.buffer);
   switch (dtype) {
     case 'float32':
     case 'complex64': {
       const want = dtype === 'complex64' ? numel * 2 : numel;
-      if (tp.floatData.length !== want) throw bad('float_data', tp.floatData.length, want);
       tp.floatData.forEach((v, i) => dv.setFloat32(i * 4, v, true));
       return out;
     }
     case 'float64':
     case 'complex128': {
       const want = dtype === 'complex128' ? numel * 2 : numel;
-      if (tp.doubleData.length !== want) throw bad('double_data', tp.doubleData.length, want);
       tp.doubleData.forEach((v, i) => dv.setFloat64(i * 8, v, true));
       return out;
     }
     case 'int64':
-      if (tp.int64Data.length !== numel) throw bad('int64_data', tp.int64Data.length, numel);
       tp.int64Data.forEach((v, i) => dv.setBigInt64(i * 8, v, true));
       return out;
     case 'uint64':
     case 'uint32':
-      if (tp.uint64Data.length !== numel) throw bad('uint64_data', tp.uint64Data.length, numel);
       tp.uint64Data.forEach((v, i) => (dtype === 'uint64' ? dv.setBigUint64(i * 8, v, true) : dv.setUint32(i * 4, Number(v), true)));
       return out;
     case 'int32':
-      if (tp.int32Data.length !== numel) throw bad('int32_data', tp.int32Data.length, numel);
       tp.int32Data.forEach((v, i) => dv.setInt32(i * 4, v, true));
       return out;
     case 'int16':
     case 'uint16':
     case 'float16':
     case 'bfloat16':
-      if (tp.int32Data.length !== numel) throw bad('int32_data', tp.int32Data.length, numel);
       tp.int32Data.forEach((v, i) => dv.setUint16(i * 2, v & 0xffff, true));
       return out;
     case 'int8':
@@ -276,7 +273,6 @@ function fromTypedFields(tp: TensorProto, dtype: DType, numel: number, ctx: Ctx)
     case 'float8e5m2':
     case 'float8e5m2fnuz':
     case 'float8e8m0':
-      if (tp.int32Data.length !== numel) throw bad('int32_data', tp.int32Data.length, numel);
       tp.int32Data.forEach((v, i) => (out[i] = v & 0xff));
       return out;
     case 'int4':
@@ -285,11 +281,38 @@ function fromTypedFields(tp: TensorProto, dtype: DType, numel: number, ctx: Ctx)
     case 'int2':
     case 'uint2':
       // packed: each int32_data entry holds one byte of packed elements
-      if (tp.int32Data.length !== out.byteLength) throw bad('int32_data', tp.int32Data.length, out.byteLength);
       tp.int32Data.forEach((v, i) => (out[i] = v & 0xff));
       return out;
     case 'string':
       return out;
+  }
+}
+
+function typedFieldCount(tp: TensorProto, dtype: DType, numel: number): [string, number, number] {
+  switch (dtype) {
+    case 'float32':
+      return ['float_data', tp.floatData.length, numel];
+    case 'complex64':
+      return ['float_data', tp.floatData.length, numel * 2];
+    case 'float64':
+      return ['double_data', tp.doubleData.length, numel];
+    case 'complex128':
+      return ['double_data', tp.doubleData.length, numel * 2];
+    case 'int64':
+      return ['int64_data', tp.int64Data.length, numel];
+    case 'uint64':
+    case 'uint32':
+      return ['uint64_data', tp.uint64Data.length, numel];
+    case 'int4':
+    case 'uint4':
+    case 'float4e2m1':
+    case 'int2':
+    case 'uint2':
+      return ['int32_data', tp.int32Data.length, dtypeByteLength(dtype, numel)];
+    case 'string':
+      return ['string_data', tp.stringData.length, numel];
+    default:
+      return ['int32_data', tp.int32Data.length, numel];
   }
 }
 
