@@ -89,10 +89,13 @@ export class Value {
     return this.uses.length === 0 && !this.isGraphOutput;
   }
 
-  /** Make every reader of this value (nodes in any graph, and graph outputs) read `other` instead. */
-  replaceAllUsesWith(other: Value): void {
+  /**
+   * Make every reader of this value (nodes in any graph, and graph outputs) read `other` instead. Pass `except`
+   * when `other` is computed from this value (inserting a node after it), so that node keeps reading this value.
+   */
+  replaceAllUsesWith(other: Value, except?: Node): void {
     if (other === this) return;
-    for (const u of [...this.uses]) u.node.setInput(u.index, other);
+    for (const u of [...this.uses]) if (u.node !== except) u.node.setInput(u.index, other);
     const outs = this.graph.outputs;
     for (let i = 0; i < outs.length; i++) if (outs[i] === this) outs[i] = other;
   }
