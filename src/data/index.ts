@@ -1,0 +1,38 @@
+// Public API of edgefit's data layer: the two real datasets (SPEC.md), batching, and .npy files.
+export type { Split, RawSplit, DroppedRow } from './types.js';
+export { SPLITS } from './types.js';
+export { type Dataset, type DatasetName, type LoadOptions, DATASET_NAMES, PIXEL_SCALE } from './dataset.js';
+export { loadDataset, subset, take, scalePixels, isDatasetName } from './dataset.js';
+export { type Batch, type BatchOptions, type BatchSource } from './batch.js';
+export { batches, numBatches, epochOrder, permutation, mulberry32, mixSeed } from './batch.js';
+export {
+  type NpyArray,
+  type NpyInput,
+  type NpyData,
+  type NpyDType,
+  NPY_DTYPES,
+  readNpy,
+  writeNpy,
+  parseNpy,
+  encodeNpy,
+} from './npy.js';
+export {
+  type IdxFile,
+  type IdxImages,
+  type IdxLabels,
+  readIdx,
+  readIdxImages,
+  readIdxLabels,
+  parseIdx,
+} from './idx.js';
+export { loadMnistRaw, readMnistSplit, mnistDataDir, MNIST_NUM_CLASSES } from './mnist.js';
+export {
+  type FashionRaw,
+  FASHION_MNIST_CLASSES,
+  FASHION_NUM_CLASSES,
+  FASHION_TEST_PER_CLASS,
+  loadFashionRaw,
+  loadFashionSplit,
+  readFashion,
+  fashionDataDir,
+} from './fashion.js';
