@@ -2,3 +2,4 @@ export * from './dtype.js';
 export * from './tensor.js';
 export * from './graph.js';
 export * from './verify.js';
+export * from './emit.js';

@@ -1,0 +1,42 @@
+// `npm run bench [-- <group> …] [--processes N] [--reps N]`: prints one SPEC JSON line per figure on stdout
+// (see ../shared/bench/SPEC.md): the minimum over N fresh processes of the median of `reps` timed runs after 5
+// warm-up runs. Groups: infer (FP32 inference of mlp, cnn-s, vit-t at batch 1 and 64, 2 and 1 threads).
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { WorkerArgs } from './worker.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { processes: { type: 'string', default: '3' }, reps: { type: 'string', default: '50' } },
+});
+const processes = Number(values.processes);
+const reps = Number(values.reps);
+const groups = positionals.length ? positionals : ['infer'];
+
+function measure(a: WorkerArgs): number {
+  let best = Infinity;
+  for (let p = 0; p < processes; p++) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'worker.ts'), JSON.stringify(a)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`bench worker failed for ${JSON.stringify(a)}:\n${r.stderr}`);
+    const line = r.stdout.trim().split('\n').pop()!;
+    best = Math.min(best, (JSON.parse(line) as { median_ms: number }).median_ms);
+  }
+  return best;
+}
+
+for (const g of groups) {
+  if (g === 'infer') {
+    for (const model of ['mlp', 'cnn-s', 'vit-t'])
+      for (const batch of [1, 64])
+        for (const threads of [2, 1]) {
+          const ms = measure({ bench: 'infer', model, precision: 'fp32', batch, threads, reps, warmup: 5 });
+          process.stdout.write(`${JSON.stringify({ bench: 'infer', model, precision: 'fp32', batch, threads, median_ms: +ms.toFixed(4) })}\n`);
+        }
+  } else {
+    process.stderr.write(`unknown benchmark group "${g}" (known: infer)\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,129 @@
+// The shape of a CLI command and the parsing every command shares: `edgefit <verb> [args] [--json] [--quiet]
+// [--debug]`. stdout carries the result (a table, or exactly one JSON object with --json); stderr carries progress.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InputError } from '../errors.js';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Whether stderr is a terminal (progress bars redraw) — tests pass false. */
+  quiet: boolean;
+  json: boolean;
+}
+
+export interface Parsed {
+  positionals: string[];
+  values: Record<string, string | boolean | string[] | undefined>;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** e.g. "<model.onnx> --data <dataset>" */
+  usage: string;
+  /** Positional argument names, for help and the count check. */
+  positionals: { name: string; description: string; optional?: boolean }[];
+  options: Record<string, OptionSpec>;
+  /** Extra lines for --help (examples). */
+  examples?: string[];
+  /** Returns the result object (printed as JSON with --json) and a human rendering. */
+  run(args: Parsed, io: Io): Promise<{ json: object; text: string }>;
+}
+
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: 'boolean', description: 'print exactly one JSON object on stdout' },
+  quiet: { type: 'boolean', description: 'no progress output on stderr' },
+  debug: { type: 'boolean', description: 'show stack traces of errors' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+export function parseCommand(cmd: Command, argv: string[]): Parsed {
+  const options = { ...GLOBAL_OPTIONS, ...cmd.options };
+  const config: ParseArgsConfig = {
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: Object.fromEntries(Object.entries(options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o])),
+  };
+  let parsed;
+  try {
+    parsed = parseArgs(config);
+  } catch (e) {
+    throw new InputError('usage', `${(e as Error).message.replace(/\. To specify.*$/s, '')} (see \`edgefit ${cmd.name} --help\`)`, {
+      value: cmd.name,
+    });
+  }
+  const values = parsed.values as Parsed['values'];
+  if (!values.help) {
+    const required = cmd.positionals.filter((p) => !p.optional).length;
+    if (parsed.positionals.length < required)
+      throw new InputError(
+        'usage',
+        `edgefit ${cmd.name} needs ${cmd.positionals
+          .filter((p) => !p.optional)
+          .map((p) => `<${p.name}>`)
+          .join(' ')} (see \`edgefit ${cmd.name} --help\`)`,
+        { value: cmd.name },
+      );
+    if (parsed.positionals.length > cmd.positionals.length)
+      throw new InputError('usage', `edgefit ${cmd.name}: unexpected argument "${parsed.positionals[cmd.positionals.length]}"`, { value: cmd.name });
+  }
+  return { positionals: parsed.positionals, values };
+}
+
+export function helpText(cmd: Command): string {
+  const lines = [`edgefit ${cmd.name} ${cmd.usage}`, '', cmd.summary, ''];
+  if (cmd.positionals.length) {
+    lines.push('Arguments:');
+    for (const p of cmd.positionals) lines.push(`  ${`<${p.name}>`.padEnd(28)}${p.description}${p.optional ? ' (optional)' : ''}`);
+    lines.push('');
+  }
+  lines.push('Options:');
+  for (const [k, o] of Object.entries({ ...cmd.options, ...GLOBAL_OPTIONS })) {
+    const flag = `--${k}${o.type === 'string' ? ` <${o.valueName ?? 'value'}>` : ''}`;
+    const dflt = o.default !== undefined ? ` (default ${String(o.default)})` : '';
+    lines.push(`  ${flag.padEnd(28)}${o.description}${dflt}`);
+  }
+  if (cmd.examples?.length) lines.push('', 'Examples:', ...cmd.examples.map((e) => `  ${e}`));
+  return lines.join('\n');
+}
+
+/** A positive integer option (or undefined when absent). */
+export function intOption(p: Parsed, name: string, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number | undefined {
+  const v = p.values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || n < min || n > max)
+    throw new InputError('option', `--${name} must be an integer from ${min} to ${max}: current value is "${String(v)}"`, { value: name });
+  return n;
+}
+
+export function stringOption<T extends string>(p: Parsed, name: string, allowed?: readonly T[]): T | undefined {
+  const v = p.values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new InputError('option', `--${name} takes a value`, { value: name });
+  if (allowed && !allowed.includes(v as T))
+    throw new InputError('option', `--${name} must be one of ${allowed.join(', ')}: current value is "${v}"`, { value: name });
+  return v as T;
+}
+
+/** Render rows as an aligned text table. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const w = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [fmt(cells[0]!), w.map((x) => '-'.repeat(x)).join('  '), ...cells.slice(1).map(fmt)].join('\n');
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+export function pct(x: number, digits = 2): string {
+  return `${(x * 100).toFixed(digits)} %`;
+}
