@@ -112,7 +112,9 @@ export class Tensor {
     const bpe = ctor.BYTES_PER_ELEMENT;
     const len = bpe === 1 ? this.bytes.byteLength : this.bytes.byteLength / bpe;
     if (this.bytes.byteOffset % bpe === 0) return new ctor(this.bytes.buffer, this.bytes.byteOffset, len);
-    const copy = this.bytes.slice();
+    // copy into a fresh, aligned buffer (never Buffer#slice: on a Node Buffer it is a view, not a copy)
+    const copy = new Uint8Array(this.bytes.byteLength);
+    copy.set(this.bytes);
     return new ctor(copy.buffer, 0, len);
   }
 

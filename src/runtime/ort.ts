@@ -1,9 +1,9 @@
 // The ONNX Runtime adapter: the only module of edgefit that imports onnxruntime-node. Everything that computes on
 // tensors does it through a Session made here. Feeds and fetches are plain typed arrays (HostTensor).
 import * as ort from 'onnxruntime-node';
-import { EdgefitError, ShapeError } from '../errors.js';
+import { EdgefitError, ShapeError, UnsupportedError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
-import type { Model } from '../ir/graph.js';
+import type { Model, Value } from '../ir/graph.js';
 import type { TypedArray } from '../ir/tensor.js';
 import { encodeModel } from '../onnx/encode.js';
 
@@ -49,8 +49,7 @@ const ORT_DTYPES: Partial<Record<DType, ort.Tensor.Type>> = {
   uint64: 'uint64',
   bool: 'bool',
   string: 'string',
-  int4: 'int4',
-  uint4: 'uint4',
+  // int4/uint4 are left out on purpose: onnxruntime-node 1.30 aborts the process when it returns such a tensor
 };
 
 function toOrtTensor(name: string, t: HostTensor, label: string): ort.Tensor {
@@ -128,6 +127,7 @@ export class Session {
   /** Run the model; returns the requested outputs (all by default). */
   async run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<Record<string, HostTensor>> {
     this.checkFeeds(feeds);
+    this.checkFetches(fetches ?? this.outputNames);
     const f: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) f[k] = toOrtTensor(k, v, this.label);
     let out: ort.InferenceSession.ReturnType;
@@ -148,6 +148,19 @@ export class Session {
 
   async release(): Promise<void> {
     await this.inner.release();
+  }
+
+  /** Refuse outputs Node cannot receive (ORT 1.30 aborts the process on int4/uint4 outputs). */
+  private checkFetches(names: readonly string[]): void {
+    if (!this.model) return;
+    for (const name of names) {
+      const v: Value | undefined = this.model.graph.outputs.find((o) => o.name === name);
+      const d = v?.dtype;
+      if (d && !ORT_DTYPES[d])
+        throw new UnsupportedError('fetch-dtype', `Output "${name}" of ${this.label} is ${d}, which ONNX Runtime cannot return to Node: dequantize it in the graph`, {
+          value: name,
+        });
+    }
   }
 
   /** Feeds must name every graph input that has no initializer, with the declared dtype and static dims. */

@@ -1,0 +1,167 @@
+// The op registry: one entry per op type (and domain), holding everything edgefit knows about the op. Shape
+// inference, `verify`'s dtype checks, autodiff, pruning and quantization read these entries; none of them has a
+// `switch (node.opType)` of its own. Entries live in family files (nn.ts, elementwise.ts, shape.ts, …), each of
+// which calls `register` at import time; `src/ops/index.ts` imports them all.
+import type { DType, Dim, Emitter, Graph, Node, Tensor, TensorType, Value, ValueType } from '../ir/index.js';
+import type { ProblemKind } from '../ir/verify.js';
+
+/** The elements of a small tensor known at inference time: numbers, symbols (dims from Shape), or null (unknown). */
+export type SymValue = Dim[];
+
+/** What an op rule may ask while inferring one node. */
+export interface InferCtx {
+  readonly node: Node;
+  /** Opset version imported for the node's domain. */
+  readonly opset: number;
+  /** Opset version imported for another domain (undefined when not imported). */
+  opsetOf(domain: string): number | undefined;
+  /** Whether input `i` is present (not omitted). */
+  hasInput(i: number): boolean;
+  /** Tensor type of input `i`. Throws (and the driver leaves the outputs unknown) when it is omitted or unknown. */
+  inputType(i: number): TensorType;
+  /** Tensor type of an optional input: undefined when omitted or unknown. */
+  optInputType(i: number): TensorType | undefined;
+  /** Constant data of input `i` (initializer or Constant node output). */
+  constValue(i: number): Tensor | undefined;
+  /** Elements of input `i` when known at inference time (constants and propagated shape computations). */
+  symbolicValue(i: number): SymValue | undefined;
+  /** Elements of input `i` when all are known numbers. */
+  intsValue(i: number): number[] | undefined;
+  /** Infer a subgraph (If/Loop body) given the types of its formal inputs; returns its output types. */
+  inferSubgraph(g: Graph, inputTypes?: (ValueType | undefined)[]): (ValueType | undefined)[];
+  /** Symbolic value of a subgraph output after `inferSubgraph` (for If branches that pass shape values through). */
+  subgraphOutputValue(g: Graph, i: number): SymValue | undefined;
+  /** Throw a ShapeError naming this node (and a value or attribute when given). */
+  fail(message: string, value?: Value | string): never;
+  /** A fresh symbolic dim for data-dependent sizes (NonZero, Unique, NonMaxSuppression…). */
+  freshDim(hint: string): string;
+}
+
+/** One output of `infer`: a type, or undefined when the rule cannot say (the declared type, if any, is kept). */
+export type InferResult = (ValueType | undefined)[];
+
+// ---- slots for later work (declared here so every engine reads the same entry; not implemented yet) ----
+
+/**
+ * What a gradient rule gets from the autodiff driver (src/autodiff/grad.ts). Forward values carry their inferred
+ * types, so rules read static shapes with `shapeOf`; they emit gradient nodes through `e` (src/ir/emit.ts).
+ */
+export interface GradCtx {
+  readonly node: Node;
+  /** The graph gradient nodes are emitted into (the forward graph itself). */
+  readonly graph: Graph;
+  /** ai.onnx opset of the graph. */
+  readonly opset: number;
+  /** Emits nodes named `grad/<node>/…`: `e.op('Mul', [a, b])`, `e.reduceSum(x, axes, keep)`, `e.ints([..])`, … */
+  readonly e: Emitter;
+  /** Gradient flowing into output `i` of the node, or null when none flows. */
+  outputGrad(i: number): Value | null;
+  /** Whether input `i` needs a gradient (float and on the path from a parameter); return null for the others. */
+  needsGrad(i: number): boolean;
+  /** Sum a gradient shaped like the node's (broadcast) output 0 down to the shape of input `i`. */
+  unbroadcast(grad: Value, i: number): Value;
+  /** Static shape of a forward value (throws UnsupportedGradientError when unknown). */
+  shapeOf(v: Value): Dim[];
+  dtypeOf(v: Value): DType;
+  /** Throw UnsupportedGradientError naming this node. */
+  fail(message: string): never;
+}
+
+/** One axis of one input or output of a node. */
+export interface AxisRef {
+  side: 'input' | 'output';
+  index: number;
+  axis: number;
+}
+/** Groups of axes that must be pruned together (e.g. Conv: output 0 axis 1 ↔ input 1 axis 0 ↔ input 2 axis 0). */
+export type PruneAxes = AxisRef[][] | ((node: Node) => AxisRef[][]);
+
+/** Which inputs hold weights (quantized offline) and which carry activations (quantized with calibration). */
+export interface QuantSpec {
+  weightInputs: number[];
+  activationInputs: number[];
+}
+
+export interface OpEntry {
+  type: string;
+  /** '' (the default, ai.onnx) or e.g. 'com.microsoft'. */
+  domain?: string;
+  /** Opset versions where the op's signature changed that this entry handles; the first is the oldest supported. */
+  sinceVersion: number[];
+  /** Output types (dtypes and shapes, symbolic dims allowed). */
+  infer(node: Node, ctx: InferCtx): InferResult;
+  /** Elements of the outputs when they are computable at inference time (shape arithmetic, constants). */
+  value?(node: Node, ctx: InferCtx): (SymValue | undefined)[];
+  /** Inputs that must share one dtype ('all' = every present input). Checked by `checkNode` and `inferShapes`. */
+  sameDtype?: number[] | 'all';
+  /** Extra dtype/attribute checks, given the current input types; return problem messages. */
+  check?(node: Node, inputs: (TensorType | undefined)[]): { kind: ProblemKind; message: string }[];
+  /** Gradient rule: emits ONNX nodes computing input gradients (null where no gradient flows). Later work. */
+  grad?(node: Node, g: GradCtx): (Value | null)[];
+  /** Coupled axes for structured pruning. Later work. */
+  prune?: PruneAxes;
+  /** Quantizable inputs. Later work. */
+  quant?: QuantSpec;
+}
+
+const REGISTRY = new Map<string, OpEntry[]>();
+
+export function normDomain(domain: string | undefined): string {
+  return !domain || domain === 'ai.onnx' ? '' : domain;
+}
+
+function key(opType: string, domain: string | undefined): string {
+  return `${normDomain(domain)}::${opType}`;
+}
+
+/** Add an entry. Several entries may share an op type when they cover disjoint opset ranges. */
+export function register(entry: OpEntry): OpEntry {
+  if (!entry.sinceVersion.length) throw new Error(`OpEntry ${entry.type} has no sinceVersion`);
+  const k = key(entry.type, entry.domain);
+  const list = REGISTRY.get(k) ?? [];
+  const first = Math.min(...entry.sinceVersion);
+  if (list.some((e) => Math.min(...e.sinceVersion) === first))
+    throw new Error(
+      `OpEntry ${entry.type} (${normDomain(entry.domain) || 'ai.onnx'}) since ${first} is registered twice`,
+    );
+  list.push(entry);
+  list.sort((a, b) => Math.min(...a.sinceVersion) - Math.min(...b.sinceVersion));
+  REGISTRY.set(k, list);
+  return entry;
+}
+
+/** Register one rule under several op types (e.g. every unary float op). */
+export function registerAll(types: string[], make: (type: string) => Omit<OpEntry, 'type'>): void {
+  for (const t of types) register({ type: t, ...make(t) });
+}
+
+/**
+ * The entry for `opType` in `domain` at `opset`: the one with the newest first version ≤ opset. With `opset`
+ * undefined, the newest entry. Undefined when the op is unknown or the opset is older than every entry.
+ */
+export function lookup(
+  opType: string,
+  domain: string | undefined,
+  opset: number | undefined,
+): OpEntry | undefined {
+  const list = REGISTRY.get(key(opType, domain));
+  if (!list) return undefined;
+  if (opset === undefined) return list[list.length - 1];
+  let found: OpEntry | undefined;
+  for (const e of list) if (Math.min(...e.sinceVersion) <= opset) found = e;
+  return found;
+}
+
+/** Every registered entry (for listings and coverage reports). */
+export function allEntries(): OpEntry[] {
+  return [...REGISTRY.values()].flat();
+}
+
+/** Thrown by `InferCtx.inputType` when an input's type is unknown; the driver catches it. */
+export class UnknownInputType extends Error {
+  constructor(readonly index: number) {
+    super(`input ${index} has no known tensor type`);
+  }
+}
+
+export type { DType };
