@@ -7,6 +7,7 @@ import { Emitter, type Model, Tensor, type Value, isFloat } from '../ir/index.js
 import { inferShapes } from '../ops/infer.js';
 import { Session, type HostTensor } from '../runtime/index.js';
 import { buildGradients } from './grad.js';
+import { prng } from '../util/random.js';
 
 export interface GradCheckOptions {
   /** Concrete inputs of the forward model (float inputs may also be checked). */
@@ -39,22 +40,12 @@ export interface GradCheckResult {
   backwardNodes: number;
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function gradCheck(model: Model, opts: GradCheckOptions): Promise<GradCheckResult> {
   const eps = opts.eps ?? 1e-3;
   const rtol = opts.rtol ?? 2e-2;
   const atol = opts.atol ?? 1e-3;
-  const r = rng(opts.seed ?? 1234);
+  const r = prng(opts.seed ?? 1234);
   const m = model.clone();
   const g = m.graph;
   const feeds: Record<string, HostTensor> = { ...opts.feeds };

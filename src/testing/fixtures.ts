@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { Model } from '../ir/graph.js';
 import type { TypedArray } from '../ir/tensor.js';
 import type { HostTensor } from '../runtime/index.js';
+import { prng } from '../util/random.js';
+
+export { prng };
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const TORCH_FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'torch');
@@ -62,17 +65,6 @@ export function readIo(path: string): { inputs: Record<string, HostTensor>; outp
   return { inputs: map(j.inputs), outputs: map(j.outputs) };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomFloat(dims: number[], seed: number, scale = 1): HostTensor {
   const r = prng(seed);
