@@ -9,7 +9,8 @@ import { decodeModel, encodeModel, loadModel, saveModel } from './index.js';
 import { EdgefitError, InputError } from '../errors.js';
 import { Graph, Model, allGraphs, Tensor, type DType, tensorType, dtypeByteLength } from '../ir/index.js';
 import { createSession, type HostTensor } from '../runtime/index.js';
-import { bitEqual, packageModels, prng, randomFeeds, readIo, torchFixtures, maxAbsDiff } from '../testing/fixtures.js';
+import { bitEqual, packageModels, prng, randomFloat, readIo, torchFixtures, maxAbsDiff } from '../testing/fixtures.js';
+import { buildModel, MODEL_NAMES } from '../models/index.js';
 
 function countNodes(m: Model): number {
   let n = 0;
@@ -76,6 +77,26 @@ describe('round trip', () => {
         // subgraph nodes that read outer-scope values point at the outer Value objects
         const outerReads = sub.flatMap((g) => g.nodes.flatMap((n) => n.inputs.filter((v) => v && v.graph !== g)));
         assert.ok(outerReads.length > 0, 'some subgraph node reads an outer value');
+      }
+    });
+  }
+});
+
+describe('round trip of the SPEC models built by edgefit', () => {
+  for (const name of MODEL_NAMES) {
+    test(`${name}: save → load is exact and ORT outputs are bit-identical`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'edgefit-spec-'));
+      try {
+        const m = buildModel(name, { seed: 5 });
+        const path = join(dir, `${name}.onnx`);
+        saveModel(m, path);
+        const feeds = { input: randomFloat([4, 1, 28, 28], 9) };
+        await assertRoundTrip(path, () => feeds);
+        const direct = await runBytes(encodeModel(m), feeds);
+        const fromFile = await runBytes(path, feeds);
+        assert.ok(bitEqual(direct.logits!.data, fromFile.logits!.data));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   }

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { type HostTensor } from '../runtime/index.js';
 import { loadModel } from '../onnx/index.js';
 import { allGraphs, Tensor, tensorType } from '../ir/index.js';
-import { packageModels, readIo, torchFixtures } from '../testing/fixtures.js';
+import { packageModels, randomFloat, readIo, torchFixtures } from '../testing/fixtures.js';
+import { buildModel, MODEL_NAMES } from '../models/index.js';
 import { checkModel, freezeInput, inlineKnownIfs } from './testing.js';
 
 /** Share of main-graph node outputs that must be checked against ORT. */
@@ -25,6 +26,17 @@ describe('whole-model inference vs ONNX Runtime', () => {
       assert.equal(r.report.conflicts.length, 0, r.report.conflicts.map((c) => c.message).join('\n'));
       assert.equal(r.report.problems.length, 0, r.report.problems.map((c) => c.message).join('\n'));
       assert.ok(r.checked >= MIN_FRACTION * r.total, summary(f.name, r));
+    });
+  }
+
+  for (const name of MODEL_NAMES) {
+    test(`SPEC model ${name} (our builder, symbolic batch)`, async (t) => {
+      const m = buildModel(name, { seed: 0 });
+      const r = await checkModel(m, { input: randomFloat([3, 1, 28, 28], 1) });
+      t.diagnostic(summary(name, r));
+      assert.equal(r.report.conflicts.length, 0, r.report.conflicts.map((c) => c.message).join('\n'));
+      assert.equal(r.report.problems.length, 0, r.report.problems.map((c) => c.message).join('\n'));
+      assert.ok(r.checked >= MIN_FRACTION * r.total, summary(name, r));
     });
   }
 
