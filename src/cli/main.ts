@@ -6,8 +6,9 @@ import { build } from './commands/build.js';
 import { convert } from './commands/convert.js';
 import { evalCommand } from './commands/eval.js';
 import { inspect } from './commands/inspect.js';
+import { optimize } from './commands/optimize.js';
 
-export const COMMANDS: Command[] = [inspect, convert, evalCommand, build];
+export const COMMANDS: Command[] = [inspect, convert, evalCommand, build, optimize];
 
 function usage(): string {
   return [
