@@ -3,7 +3,7 @@
 // only the nodes on a path from `wrt` to `loss`, in reverse topological order, sums fan-out, and stops at
 // non-float values. Broadcast reduction is offered to rules as `ctx.unbroadcast`.
 import { UnsupportedError } from '../errors.js';
-import { type Dim, type DType, Emitter, type Graph, type Model, type Node, type Value, isFloat, topoOrder, Tensor, A } from '../ir/index.js';
+import { type Dim, type DType, dtypeByteLength, Emitter, type Graph, type Model, type Node, type Value, isFloat, topoOrder, Tensor, A } from '../ir/index.js';
 import { lookup, type GradCtx } from '../ops/registry.js';
 
 export class UnsupportedGradientError extends UnsupportedError {}
@@ -142,7 +142,7 @@ function seedFor(loss: Value, e: Emitter): Value {
 function zerosLike(v: Value, e: Emitter): Value {
   const shape = v.shape;
   if (shape && shape.every((d): d is number => typeof d === 'number'))
-    return e.constant(new Tensor(v.dtype ?? 'float32', shape, new Uint8Array(4 * shape.reduce((a, b) => a * b, 1))), `zero_grad`);
+    return e.constant(new Tensor(v.dtype ?? 'float32', shape, new Uint8Array(dtypeByteLength(v.dtype ?? 'float32', shape.reduce((a, b) => a * b, 1)))), `zero_grad`);
   return e.op('ConstantOfShape', [e.shape(v)], { value: A.tensor(Tensor.from(v.dtype ?? 'float32', [1], [0])) });
 }
 

@@ -1,6 +1,19 @@
 // Reductions: Reduce* (axes as attribute or input depending on op and opset), ArgMax/ArgMin.
-import type { Dim, Node } from '../ir/index.js';
-import { type InferCtx, register } from './registry.js';
+import type { DType, Dim, Emitter, Node, Value } from '../ir/index.js';
+import {
+  constInts,
+  dOut,
+  expandLike,
+  geq,
+  type GradRule,
+  leq,
+  maskOf,
+  normAxisG,
+  restoreAxes,
+  signOf,
+  staticProduct,
+} from './gradutil.js';
+import { type GradCtx, type InferCtx, register } from './registry.js';
 import { dimAdd, dimMul, formatDims } from './sym.js';
 import { normAxes, normAxis, tt } from './util.js';
 
@@ -44,6 +57,7 @@ for (const t of Object.keys(AXES_INPUT_SINCE)) {
   register({
     type: t,
     sinceVersion: t === 'ReduceSum' ? [1, 11, 13] : [1, 11, 13, 18],
+    grad: reduceGrad(t),
     infer: (node, ctx) => {
       const x = ctx.inputType(0);
       const keep = node.attrInt('keepdims', 1) === 1;
@@ -106,4 +120,89 @@ for (const t of ['ArgMax', 'ArgMin']) {
       return [tt('int64', out)];
     },
   });
+}
+
+// ---------------------------------------------------------------- gradient rules
+
+/** The reduced axes of a node being differentiated (normalized, sorted), or 'noop'. Axes must be constants. */
+function gradAxes(node: Node, g: GradCtx, rank: number): number[] | 'noop' {
+  const since = AXES_INPUT_SINCE[node.opType]!;
+  let axes: number[] | undefined;
+  if (g.opset < since) axes = node.attrInts('axes');
+  else if (node.inputs[1]) {
+    axes = constInts(node.inputs[1]);
+    if (!axes) g.fail(`axes (input 1 "${node.inputs[1].name}") must be a constant to build the gradient`);
+  }
+  if (!axes || axes.length === 0) {
+    if (g.opset >= since && node.attrInt('noop_with_empty_axes', 0) === 1) return 'noop';
+    return [...Array(rank).keys()];
+  }
+  return [...new Set(axes.map((a) => normAxisG(g, a, rank, 'axes')))].sort((a, b) => a - b);
+}
+
+interface ReduceParts {
+  e: Emitter;
+  g: GradCtx;
+  x: Value;
+  /** The output, with the reduced axes present (size 1): emitted on first use. */
+  y: () => Value;
+  /** The output gradient, with the reduced axes present. */
+  d: Value;
+  node: Node;
+  axes: number[];
+  dt: DType;
+}
+
+function reduceGrad(t: string): GradRule | undefined {
+  const rule =
+    (f: (p: ReduceParts) => Value): GradRule =>
+    (n, g) => {
+      const x = n.input(0);
+      const rank = g.shapeOf(x).length;
+      const axes = gradAxes(n, g, rank);
+      if (axes === 'noop') {
+        if (['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin'].includes(t)) return [dOut(g), null];
+        return g.fail('noop_with_empty_axes with empty axes is not supported for this reduction');
+      }
+      const keep = n.attrInt('keepdims', 1) === 1;
+      const e = g.e;
+      let yb: Value | undefined;
+      const y = () => (yb ??= restoreAxes(e, n.output(0), axes, keep));
+      const d = restoreAxes(e, dOut(g), axes, keep);
+      return [f({ e, g, x, y, d, node: n, axes, dt: g.dtypeOf(x) }), null];
+    };
+  switch (t) {
+    case 'ReduceSum':
+      return rule(({ e, g, x, d, axes }) => expandLike(e, g, d, x, axes));
+    case 'ReduceMean':
+      return rule(({ e, g, x, d, node, axes, dt }) => {
+        const xs = g.shapeOf(x);
+        const count = staticProduct(axes.map((a) => xs[a]!));
+        const inv =
+          count !== undefined
+            ? e.scalar(1 / count, dt)
+            : e.div(e.cast(e.op('Size', [node.output(0)]), dt), e.cast(e.op('Size', [x]), dt)); // outputs / inputs
+        return expandLike(e, g, e.mul(d, inv), x, axes);
+      });
+    case 'ReduceMax':
+    case 'ReduceMin': // split evenly between tied extremes (as torch.amax / amin)
+      return rule(({ e, x, y, d, axes, dt }) => {
+        const m = maskOf(e, t === 'ReduceMax' ? geq(e, x, y()) : leq(e, x, y()), dt);
+        return e.mul(e.div(d, e.reduceSum(m, axes, true)), m);
+      });
+    case 'ReduceSumSquare':
+      return rule(({ e, x, d, dt }) => e.mul(e.mul(x, e.scalar(2, dt)), d));
+    case 'ReduceL1':
+      return rule(({ e, x, d, dt }) => e.mul(signOf(e, x, dt), d));
+    case 'ReduceL2': // x / ‖x‖
+      return rule(({ e, x, y, d }) => e.mul(x, e.div(d, y())));
+    case 'ReduceLogSumExp': // softmax over the axes
+      return rule(({ e, x, y, d }) => e.mul(e.op('Exp', [e.sub(x, y())]), d));
+    case 'ReduceLogSum': // 1 / Σx
+      return rule(({ e, g, x, y, d, axes }) => expandLike(e, g, e.div(d, e.op('Exp', [y()])), x, axes));
+    case 'ReduceProd': // y / x (inputs must be non-zero)
+      return rule(({ e, x, y, d }) => e.mul(e.div(y(), x), d));
+    default:
+      return undefined;
+  }
 }

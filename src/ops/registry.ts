@@ -60,7 +60,10 @@ export interface GradCtx {
   needsGrad(i: number): boolean;
   /** Sum a gradient shaped like the node's (broadcast) output 0 down to the shape of input `i`. */
   unbroadcast(grad: Value, i: number): Value;
-  /** Static shape of a forward value (throws UnsupportedGradientError when unknown). */
+  /**
+   * Static shape of a FORWARD value (throws UnsupportedGradientError when unknown). Gradient values emitted by
+   * rules carry no inferred types: a rule must derive shapes from the forward values, never from gradients.
+   */
   shapeOf(v: Value): Dim[];
   dtypeOf(v: Value): DType;
   /** Throw UnsupportedGradientError naming this node. */

@@ -1,10 +1,22 @@
 // Shape-manipulating ops: Reshape family, Transpose, Squeeze/Unsqueeze, Concat, Split, Slice, Gather family,
 // Shape/Size, Constant/ConstantOfShape, Expand, Tile, Range, Pad, Resize, TopK, OneHot, NonZero and friends.
 // Most of them also propagate known values, which is what makes torch's computed Reshape targets resolvable.
-import type { Dim, Node } from '../ir/index.js';
-import { dtypeFromCode } from '../ir/index.js';
+import type { DType, Dim, Emitter, Node, Value } from '../ir/index.js';
+import { A, dtypeFromCode, Tensor } from '../ir/index.js';
 import { constantNodeTensor, tensorToSym } from './const.js';
-import { type InferCtx, register, type SymValue } from './registry.js';
+import {
+  dOut,
+  normAxisG,
+  padZeros,
+  requireConstInts,
+  reshapeLike,
+  sliceConst,
+  splitConst,
+  staticProduct,
+  zerosLike,
+  zerosOfShape,
+} from './gradutil.js';
+import { type GradCtx, type InferCtx, register, type SymValue } from './registry.js';
 import { dimAdd, dimDivExact, dimMul, dimProduct, dimSub, formatDims } from './sym.js';
 import {
   axesArg,
@@ -38,6 +50,7 @@ function reshapeTarget(node: Node, ctx: InferCtx): { target: SymValue | undefine
 register({
   type: 'Reshape',
   sinceVersion: [1, 5, 13, 14, 19, 21],
+  grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const { target, len } = reshapeTarget(node, ctx);
@@ -94,6 +107,7 @@ register({
 register({
   type: 'Flatten',
   sinceVersion: [1, 9, 11, 13, 21],
+  grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const axis = node.attrInt('axis', 1);
@@ -112,6 +126,7 @@ register({
 register({
   type: 'Transpose',
   sinceVersion: [1, 13, 21],
+  grad: transposeGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const perm = node.attrInts('perm');
@@ -154,6 +169,7 @@ register({
 register({
   type: 'Squeeze',
   sinceVersion: [1, 11, 13, 21],
+  grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const { given, axes } = axesArg(node, ctx, { input: 1, inputSince: 13 });
@@ -191,6 +207,7 @@ register({
 register({
   type: 'Unsqueeze',
   sinceVersion: [1, 11, 13, 21],
+  grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const { axes } = axesArg(node, ctx, { input: 1, inputSince: 13 });
@@ -218,6 +235,7 @@ register({
 register({
   type: 'Concat',
   sinceVersion: [1, 4, 11, 13],
+  grad: concatGrad,
   sameDtype: 'all',
   infer: (node, ctx) => {
     const ins = node.inputs.map((_, i) => ctx.inputType(i));
@@ -313,6 +331,7 @@ function splitSizes(node: Node, ctx: InferCtx, dim: Dim, m: number): Dim[] {
 register({
   type: 'Split',
   sinceVersion: [1, 2, 11, 13, 18],
+  grad: splitGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const m = node.outputs.length;
@@ -412,6 +431,7 @@ export function sliceLen(d: Dim, start: number, end: number, step: number): Dim 
 register({
   type: 'Slice',
   sinceVersion: [1, 10, 11, 13],
+  grad: sliceGrad,
   check: (n, ins) =>
     ins[1] && ins[2] && ins[1].dtype !== ins[2].dtype
       ? [
@@ -502,6 +522,7 @@ function mapIndices(
 register({
   type: 'Gather',
   sinceVersion: [1, 11, 13],
+  grad: gatherGrad,
   check: (n, ins) =>
     ins[1] && ins[1].dtype !== 'int64' && ins[1].dtype !== 'int32'
       ? [
@@ -537,6 +558,7 @@ register({
 register({
   type: 'GatherElements',
   sinceVersion: [11, 13],
+  grad: gatherElementsGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const idx = ctx.inputType(1);
@@ -550,6 +572,7 @@ register({
 register({
   type: 'GatherND',
   sinceVersion: [11, 12, 13],
+  grad: gatherNDGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const idx = ctx.inputType(1);
@@ -591,6 +614,7 @@ function shapeRange(node: Node, ctx: InferCtx, r: number): [number, number] {
 register({
   type: 'Shape',
   sinceVersion: [1, 13, 15, 19, 21],
+  grad: noGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     if (!x.shape) return [tt('int64', [null])];
@@ -608,6 +632,7 @@ register({
 register({
   type: 'Size',
   sinceVersion: [1, 13, 19, 21],
+  grad: noGrad,
   infer: () => [tt('int64', [])],
   value: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -622,6 +647,7 @@ const constantTensorOf = constantNodeTensor;
 register({
   type: 'Constant',
   sinceVersion: [1, 9, 11, 12, 13, 19, 21],
+  grad: noGrad,
   infer: (node, ctx) => {
     const set = [...node.attrs.keys()].filter(
       (k) => k === 'value' || k.startsWith('value_') || k === 'sparse_value',
@@ -647,6 +673,7 @@ function constantOfShapeDtype(node: Node) {
 register({
   type: 'ConstantOfShape',
   sinceVersion: [9, 20, 21],
+  grad: noGrad,
   infer: (node, ctx) => {
     const st = ctx.inputType(0);
     const v = ctx.symbolicValue(0);
@@ -678,6 +705,7 @@ register({
 register({
   type: 'Expand',
   sinceVersion: [8, 13],
+  grad: expandGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const v = ctx.symbolicValue(1);
@@ -699,6 +727,7 @@ register({
 register({
   type: 'Tile',
   sinceVersion: [1, 6, 13],
+  grad: tileGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     if (!x.shape) return [tt(x.dtype, null)];
@@ -786,6 +815,7 @@ register({
 register({
   type: 'Pad',
   sinceVersion: [1, 2, 11, 13, 18, 19, 21],
+  grad: padGrad,
   check: (n, ins) =>
     ins[2] && ins[0] && ins[0].dtype !== ins[2].dtype
       ? [
@@ -1035,3 +1065,334 @@ register({
     return [tt(d !== undefined ? (dtypeFromCode(d) ?? x.dtype) : x.dtype, x.shape)];
   },
 });
+
+// ---------------------------------------------------------------- gradient rules
+// Function declarations, so the `register` calls above can name them. Integer inputs (shapes, axes, indices,
+// pads, repeats) get no gradient; the ones a rule needs to know (slice bounds, pads, repeats) must be constants.
+
+/** Reshape-like ops (Reshape, Flatten, Squeeze, Unsqueeze): reshape the gradient back to the input's shape. */
+function reshapeBackGrad(n: Node, g: GradCtx): (Value | null)[] {
+  return [g.needsGrad(0) ? reshapeLike(g.e, g, dOut(g), n.input(0)) : null, null];
+}
+
+function transposeGrad(n: Node, g: GradCtx): (Value | null)[] {
+  const r = g.shapeOf(n.input(0)).length;
+  const perm = n.attrInts('perm') ?? [...Array(r).keys()].reverse();
+  const inv = new Array<number>(r);
+  perm.forEach((p, i) => (inv[p] = i));
+  return [g.e.transpose(dOut(g), inv)];
+}
+
+/** Concat: split the gradient by the inputs' static sizes along the axis. */
+function concatGrad(n: Node, g: GradCtx): (Value | null)[] {
+  const d = dOut(g);
+  if (n.inputs.length === 1) return [d];
+  const r = g.shapeOf(n.output(0)).length;
+  const axis = normAxisG(g, n.attrInt('axis', g.opset < 4 ? 1 : 0), r);
+  const sizes = n.inputs.map((v, i) => {
+    const s = v ? g.shapeOf(v)[axis] : 0;
+    if (typeof s !== 'number')
+      g.fail(`input ${i} has a symbolic size (${String(s)}) along the concat axis ${axis}`);
+    return s as number;
+  });
+  const parts = splitConst(g.e, d, axis, sizes);
+  return n.inputs.map((_, i) => (g.needsGrad(i) ? parts[i]! : null));
+}
+
+/** Split: concatenate the output gradients (zeros for outputs without one). */
+function splitGrad(n: Node, g: GradCtx): (Value | null)[] {
+  const x = n.input(0);
+  const dt = g.dtypeOf(x);
+  const axis = normAxisG(g, n.attrInt('axis', 0), g.shapeOf(x).length);
+  const parts = n.outputs.map((o, j) => {
+    if (!o) return g.fail(`output ${j} is omitted`);
+    return g.outputGrad(j) ?? zerosLike(g.e, o, dt);
+  });
+  return [parts.length === 1 ? parts[0]! : g.e.op('Concat', parts, { axis: A.int(axis) }), null];
+}
+
+/**
+ * Slice: axes with step 1 get one zero Pad (their pads only need static sizes, except for x[k:] / x[k:-m] which
+ * work on symbolic dims too); other steps (including negative ones) scatter the gradient into zeros along the axis.
+ */
+function sliceGrad(n: Node, g: GradCtx): (Value | null)[] {
+  const e = g.e;
+  const x = n.input(0);
+  const xs = g.shapeOf(x);
+  const r = xs.length;
+  const dt = g.dtypeOf(x);
+  let starts: number[], ends: number[], axes: number[] | undefined, steps: number[] | undefined;
+  if (g.opset < 10) {
+    starts = n.attrInts('starts') ?? g.fail('attribute "starts" is missing');
+    ends = n.attrInts('ends') ?? g.fail('attribute "ends" is missing');
+    axes = n.attrInts('axes');
+  } else {
+    starts = requireConstInts(n, g, 1, 'starts');
+    ends = requireConstInts(n, g, 2, 'ends');
+    if (n.inputs[3]) axes = requireConstInts(n, g, 3, 'axes');
+    if (n.inputs[4]) steps = requireConstInts(n, g, 4, 'steps');
+  }
+  axes ??= starts.map((_, i) => i);
+  steps ??= starts.map(() => 1);
+  let cur = dOut(g);
+  const curShape: Dim[] = [...g.shapeOf(n.output(0))];
+  const begins = new Array<number>(r).fill(0);
+  const endPads = new Array<number>(r).fill(0);
+  axes.forEach((a0, k) => {
+    const a = normAxisG(g, a0, r, 'axes');
+    const st = steps![k]!;
+    const start = starts[k]!;
+    const end = ends[k]!;
+    const D = xs[a]!;
+    if (st === 1) {
+      if (typeof D === 'number') {
+        const s = Math.min(Math.max(start < 0 ? start + D : start, 0), D);
+        const en = Math.min(Math.max(end < 0 ? end + D : end, 0), D);
+        begins[a] = s;
+        endPads[a] = D - s - Math.max(0, en - s);
+      } else if (start >= 0 && end >= BIG) begins[a] = start;
+      else if (start >= 0 && end < 0 && end > -BIG) [begins[a], endPads[a]] = [start, -end];
+      else
+        g.fail(
+          `cannot pad the gradient back along axis ${a} of symbolic size ${String(D)} (start ${start}, end ${end})`,
+        );
+      return;
+    }
+    if (typeof D !== 'number')
+      g.fail(`a step ${st} slice along axis ${a} needs a static size, got ${String(D)}`);
+    const Dn = D as number;
+    let s = start < 0 ? start + Dn : start;
+    s = st > 0 ? Math.min(Math.max(s, 0), Dn) : Math.min(Math.max(s, 0), Dn - 1);
+    const len = sliceLen(Dn, start, end, st) as number;
+    const pos = Array.from({ length: len }, (_, i) => s + i * st);
+    cur = scatterAlongAxis(e, cur, curShape, a, pos, Dn, dt);
+    curShape[a] = Dn;
+  });
+  return [padZeros(e, cur, begins, endPads, dt), null, null, null, null];
+}
+
+/** Place slice `v` (shape `shape`) at positions `pos` of axis `a` of a zero tensor whose axis `a` has size D. */
+function scatterAlongAxis(
+  e: Emitter,
+  v: Value,
+  shape: Dim[],
+  a: number,
+  pos: number[],
+  D: number,
+  dt: DType,
+): Value {
+  const scatter = e.opset >= 11 ? 'ScatterElements' : 'Scatter';
+  let vShape: Value;
+  let outShape: Value;
+  if (shape.every((d) => typeof d === 'number')) {
+    vShape = e.ints(shape as number[]);
+    outShape = e.ints(shape.map((d, i) => (i === a ? D : (d as number))));
+  } else {
+    vShape = e.op('Shape', [v]);
+    outShape = e.op(scatter, [vShape, e.ints([a]), e.ints([D])], { axis: A.int(0) });
+  }
+  const idxDims = shape.map((_, i) => (i === a ? pos.length : 1));
+  const idx = e.op('Expand', [e.constant(Tensor.from('int64', idxDims, pos), 'slice_positions'), vShape]);
+  return e.op(scatter, [zerosOfShape(e, outShape, dt), idx, v], { axis: A.int(a) });
+}
+
+/**
+ * Gather: the gradient to data sums the output gradient into zeros at the gathered indices (repeated indices add
+ * up). Opset ≥ 16: ScatterND (axis 0) / ScatterElements (other axes) with reduction="add". Opsets 9–15 have no
+ * scatter-add: a OneHot of the indices contracted with the gradient by MatMul instead.
+ */
+function gatherGrad(n: Node, g: GradCtx): (Value | null)[] {
+  if (!g.needsGrad(0)) return [null, null];
+  const e = g.e;
+  const data = n.input(0);
+  let idx = n.input(1);
+  const d = dOut(g);
+  const dt = g.dtypeOf(data);
+  const ds = g.shapeOf(data);
+  const q = g.shapeOf(idx).length;
+  const a = normAxisG(g, n.attrInt('axis', 0), ds.length);
+  const S = ds.slice(a + 1);
+  if (e.opset >= 16) {
+    if (g.dtypeOf(idx) !== 'int64') idx = e.cast(idx, 'int64');
+    if (a === 0)
+      return [
+        e.op('ScatterND', [zerosLike(e, data, dt), e.unsqueeze(idx, [q]), d], { reduction: A.string('add') }),
+        null,
+      ];
+    // flatten the index dims of the gradient to one axis at `a`, then ScatterElements with expanded indices
+    let flat: Value;
+    if (q === 1) flat = d;
+    else if (q === 0) flat = e.unsqueeze(d, [a]);
+    else {
+      if (!S.every((s) => typeof s === 'number'))
+        g.fail(`the dims after axis ${a} must be static to flatten the indices, got [${ds.join(', ')}]`);
+      flat = e.reshape(d, [...new Array<number>(a).fill(0), -1, ...(S as number[])]);
+    }
+    const idxShaped = e.reshape(idx, [...new Array<number>(a).fill(1), -1, ...S.map(() => 1)]);
+    const idxE = e.op('Expand', [idxShaped, e.shape(flat)]);
+    return [
+      e.op('ScatterElements', [zerosLike(e, data, dt), idxE, flat], {
+        axis: A.int(a),
+        reduction: A.string('add'),
+      }),
+      null,
+    ];
+  }
+  if (e.opset < 9)
+    g.fail('the Gather gradient needs OneHot (opset 9) or ScatterND with reduction (opset 16)');
+  const V = ds[a];
+  if (typeof V !== 'number') g.fail(`axis ${a} of the data has a symbolic size (${String(V)})`);
+  const Sp = staticProduct(S);
+  if (Sp === undefined) g.fail(`the dims after axis ${a} must be static, got [${ds.join(', ')}]`);
+  const oh = e.op(
+    'OneHot',
+    [e.reshape(idx, [-1]), e.ints([V as number]), e.constant(Tensor.from(dt, [2], [0, 1]), 'onehot_values')],
+    {
+      axis: A.int(-1),
+    },
+  ); // [K, V]
+  const d3 = e.reshape(d, [...new Array<number>(a).fill(0), -1, Sp!]); // P + [K, S']
+  const gv = e.op('MatMul', [e.transpose(oh, [1, 0]), d3]); // P + [V, S']
+  return [reshapeLike(e, g, gv, data), null];
+}
+
+/** GatherElements: ScatterElements with reduction="add" (opset ≥ 16), else OneHot along the axis summed. */
+function gatherElementsGrad(n: Node, g: GradCtx): (Value | null)[] {
+  if (!g.needsGrad(0)) return [null, null];
+  const e = g.e;
+  const data = n.input(0);
+  let idx = n.input(1);
+  const d = dOut(g);
+  const dt = g.dtypeOf(data);
+  const ds = g.shapeOf(data);
+  const a = normAxisG(g, n.attrInt('axis', 0), ds.length);
+  if (e.opset >= 16) {
+    if (g.dtypeOf(idx) !== 'int64') idx = e.cast(idx, 'int64');
+    return [
+      e.op('ScatterElements', [zerosLike(e, data, dt), idx, d], {
+        axis: A.int(a),
+        reduction: A.string('add'),
+      }),
+      null,
+    ];
+  }
+  const D = ds[a];
+  if (typeof D !== 'number') g.fail(`axis ${a} of the data has a symbolic size (${String(D)})`);
+  const oh = e.op(
+    'OneHot',
+    [idx, e.ints([D as number]), e.constant(Tensor.from(dt, [2], [0, 1]), 'onehot_values')],
+    {
+      axis: A.int(a + 1),
+    },
+  ); // idx dims with D inserted after axis a
+  let gx = e.reduceSum(e.mul(oh, e.unsqueeze(d, [a + 1])), [a], false);
+  // indices may be shorter than the data on the other axes
+  const is = g.shapeOf(idx);
+  const ends = ds.map((dd, i) => {
+    if (i === a || dd === is[i]) return 0;
+    if (typeof dd !== 'number' || typeof is[i] !== 'number')
+      g.fail(`cannot pad the gradient from ${String(is[i])} to ${String(dd)} on axis ${i}`);
+    return (dd as number) - (is[i] as number);
+  });
+  gx = padZeros(
+    e,
+    gx,
+    ends.map(() => 0),
+    ends,
+    dt,
+  );
+  return [gx, null];
+}
+
+/** GatherND (batch_dims 0): ScatterND with reduction="add" into zeros (opset ≥ 16). */
+function gatherNDGrad(n: Node, g: GradCtx): (Value | null)[] {
+  if (!g.needsGrad(0)) return [null, null];
+  if (n.attrInt('batch_dims', 0) !== 0) g.fail('batch_dims ≠ 0 is not supported');
+  if (g.opset < 16) g.fail('the GatherND gradient needs ScatterND with reduction="add" (opset 16)');
+  const data = n.input(0);
+  const dt = g.dtypeOf(data);
+  return [
+    g.e.op('ScatterND', [zerosLike(g.e, data, dt), n.input(1), dOut(g)], { reduction: A.string('add') }),
+    null,
+  ];
+}
+
+function expandGrad(n: Node, g: GradCtx): (Value | null)[] {
+  return [g.needsGrad(0) ? g.unbroadcast(dOut(g), 0) : null, null];
+}
+
+/** Tile: view the gradient as [r0, D0, r1, D1, …] and sum over the repeats (static shape and repeats). */
+function tileGrad(n: Node, g: GradCtx): (Value | null)[] {
+  if (g.opset < 6) g.fail('Tile before opset 6 (tiles/axis inputs) is not supported');
+  const xs = g.shapeOf(n.input(0));
+  const reps = requireConstInts(n, g, 1, 'repeats');
+  if (!xs.every((d) => typeof d === 'number'))
+    g.fail(`the input shape must be static, got [${xs.join(', ')}]`);
+  const d = dOut(g);
+  if (reps.every((r) => r === 1)) return [d, null];
+  const inter = (xs as number[]).flatMap((s, i) => [reps[i]!, s]);
+  return [
+    g.e.reduceSum(
+      g.e.reshape(d, inter),
+      xs.map((_, i) => 2 * i),
+      false,
+    ),
+    null,
+  ];
+}
+
+/** Pad (constant mode): slice the gradient back (pads may be negative: pad those back with zeros). */
+function padGrad(n: Node, g: GradCtx): (Value | null)[] {
+  const e = g.e;
+  const mode = n.attrString('mode', 'constant');
+  if (mode !== 'constant') g.fail(`mode "${mode}" has no gradient rule (only "constant")`);
+  const x = n.input(0);
+  const r = g.shapeOf(x).length;
+  const dt = g.dtypeOf(x);
+  let pads: number[];
+  let axes = [...Array(r).keys()];
+  if (g.opset < 11)
+    pads = n.attrInts(g.opset < 2 ? 'paddings' : 'pads') ?? g.fail('attribute "pads" is missing');
+  else {
+    pads = requireConstInts(n, g, 1, 'pads');
+    if (g.opset >= 18 && n.inputs[3])
+      axes = requireConstInts(n, g, 3, 'axes').map((a) => normAxisG(g, a, r, 'axes'));
+  }
+  if (pads.length !== 2 * axes.length) g.fail(`pads has ${pads.length} entries for ${axes.length} axes`);
+  const sAxes: number[] = [];
+  const sStarts: number[] = [];
+  const sEnds: number[] = [];
+  const back0 = new Array<number>(r).fill(0);
+  const back1 = new Array<number>(r).fill(0);
+  axes.forEach((a, k) => {
+    const b = pads[k]!;
+    const en = pads[k + axes.length]!;
+    if (b > 0 || en > 0) {
+      sAxes.push(a);
+      sStarts.push(Math.max(b, 0));
+      sEnds.push(en > 0 ? -en : BIG);
+    }
+    back0[a] = Math.max(-b, 0);
+    back1[a] = Math.max(-en, 0);
+  });
+  const d = dOut(g);
+  const inner = sliceConst(e, d, sStarts, sEnds, sAxes);
+  const gx = g.needsGrad(0) ? padZeros(e, inner, back0, back1, dt) : null;
+  let gc: Value | null = null;
+  if (g.opset >= 11 && n.inputs[2] && g.needsGrad(2)) {
+    const all = [...Array(r).keys()];
+    gc = e.sub(e.reduceSum(d, all, false), e.reduceSum(inner, all, false));
+    const cs = g.shapeOf(n.inputs[2]);
+    if (cs.length)
+      gc = e.reshape(
+        gc,
+        cs.map((v) => (typeof v === 'number' ? v : 1)),
+      );
+  }
+  return [gx, null, gc, null];
+}
+
+/** Ops whose outputs are integers or constants: nothing flows back. */
+function noGrad(n: Node): (Value | null)[] {
+  return n.inputs.map(() => null);
+}
