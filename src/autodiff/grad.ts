@@ -26,6 +26,20 @@ export interface GradientResult {
   unreached: Value[];
 }
 
+/** Node metadata that marks a gradient barrier (PyTorch's `detach`): no gradient flows through such a node. */
+export const STOP_GRADIENT: readonly [string, string] = ['edgefit.stop_gradient', '1'];
+
+export function isStopGradient(n: Node): boolean {
+  return n.metadata.some(([k, v]) => k === STOP_GRADIENT[0] && v === STOP_GRADIENT[1]);
+}
+
+/** Emit `Identity(x)` marked as a gradient barrier: forward value x, gradient zero (straight-through tricks, teachers). */
+export function stopGradient(e: Emitter, x: Value): Value {
+  const n = e.node('Identity', [x], {}, { name: 'StopGradient' });
+  n.metadata.push([...STOP_GRADIENT]);
+  return n.output(0);
+}
+
 function isFloatValue(v: Value): boolean {
   const d = v.dtype;
   return d !== undefined && isFloat(d);
@@ -51,7 +65,7 @@ export function buildGradients(model: Model, loss: Value, wrt: readonly Value[],
   if (order.cycle.length) throw new UnsupportedGradientError('cycle', `Cannot differentiate graph "${g.name}": it has a cycle`, {});
   const depends = new Set<Value>(wrt);
   for (const n of order.sorted)
-    if (n.inputs.some((v) => v && depends.has(v)))
+    if (!isStopGradient(n) && n.inputs.some((v) => v && depends.has(v)))
       for (const o of n.outputs) {
         if (!o) continue;
         if (!o.dtype)
