@@ -36,3 +36,43 @@ export {
   readFashion,
   fashionDataDir,
 } from './fashion.js';
+// Bring-your-own data: one DataSource interface over built-in datasets, image folders, .npy/.npz, CSV, manifests.
+export {
+  type DataSource,
+  type DataBatch,
+  type DataFormat,
+  type InputSpec,
+  type ModelIO,
+  type SkippedItem,
+  type SourceBatchOptions,
+  type TensorSpec,
+  BaseSource,
+  MemorySource,
+  isDataSource,
+  modelIO,
+  modelClasses,
+  fitItemShape,
+  takeFeeds,
+} from './source.js';
+export { openData, fromDataset, DATA_FORMATS_HELP, type OpenDataOptions } from './open.js';
+export {
+  type PreprocessSpec,
+  type PreprocessOverrides,
+  type Layout,
+  PREPROCESS_KEYS,
+  parsePreprocessBlock,
+  parseCrop,
+  parseNumberList,
+  resolvePreprocess,
+} from './preprocess.js';
+export {
+  ImageFolderSource,
+  listImageFolder,
+  decodeImage,
+  IMAGE_EXTENSIONS,
+  type ImageListing,
+} from './images.js';
+export { encodePng, decodePng, type DecodedImage } from './png.js';
+export { openNpy, openNpz, readNpz, writeNpz, encodeNpz, NpzFile, type ArrayReader } from './npz.js';
+export { readCsv, type CsvData } from './csv.js';
+export { readManifest, type Manifest } from './manifest.js';

@@ -233,8 +233,26 @@ function truncated(file: string, why: string): never {
   throw new DataError('npy-truncated', `${file}: truncated .npy file (${why})`, { file });
 }
 
-/** Parse .npy bytes; `file` names the source in errors. The data is a view of `bytes` when aligned, else a copy. */
-export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
+/** Where an array's data starts in a .npy file, and what it holds (from its header). */
+export interface NpyHeader {
+  dtype: NpyDType;
+  shape: number[];
+  /** Byte offset of the data from the start of the .npy bytes. */
+  dataStart: number;
+  /** Elements (product of shape). */
+  count: number;
+  /** Bytes of data (count × element size). */
+  nbytes: number;
+}
+
+/** Bytes needed to read a .npy header: the first 12, then `headerLength(first12)`. */
+export const NPY_PREAMBLE = 12;
+
+/**
+ * Parse the header of .npy bytes; `bytes` must hold at least the whole header (the data may be absent, so a
+ * large file can be read lazily). `file` names the source in errors.
+ */
+export function parseNpyHeader(bytes: Uint8Array, file: string): NpyHeader {
   if (bytes.byteLength < MAGIC.length || MAGIC.some((b, i) => bytes[i] !== b)) {
     if (bytes.byteLength < MAGIC.length && MAGIC.slice(0, bytes.byteLength).every((b, i) => bytes[i] === b)) {
       truncated(file, `${bytes.byteLength} bytes`);
@@ -304,6 +322,21 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   const count = dims.reduce((a, b) => a * b, 1);
   const nbytes = count * info.size;
   if (!Number.isSafeInteger(nbytes)) parser.fail('array too large');
+  return { dtype, shape: dims, dataStart, count, nbytes };
+}
+
+/** The full header length of .npy bytes from their first NPY_PREAMBLE bytes (magic and version are checked later). */
+export function npyHeaderLength(first: Uint8Array): number {
+  if (first.byteLength < 10) return NPY_PREAMBLE;
+  const view = new DataView(first.buffer, first.byteOffset, first.byteLength);
+  if (first[6] === 1) return 10 + view.getUint16(8, true);
+  return first.byteLength < 12 ? NPY_PREAMBLE : 12 + view.getUint32(8, true);
+}
+
+/** Parse .npy bytes; `file` names the source in errors. The data is a view of `bytes` when aligned, else a copy. */
+export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
+  const { dtype, shape: dims, dataStart, count, nbytes } = parseNpyHeader(bytes, file);
+  const info = NPY_DTYPES[dtype];
   const avail = bytes.byteLength - dataStart;
   if (avail < nbytes) truncated(file, `data needs ${nbytes} bytes, file has ${avail}`);
   if (avail > nbytes) {

@@ -2,11 +2,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Confusion } from './metrics.js';
 import { evaluate } from './evaluate.js';
-import { loadDataset, subset } from '../data/index.js';
+import { fromDataset, loadDataset, MemorySource, subset } from '../data/index.js';
 import { loadModel } from '../onnx/index.js';
 import { runModel } from '../runtime/index.js';
 import { torchFixtures } from '../testing/fixtures.js';
-import { DataError, ShapeError } from '../errors.js';
+import { DataError, InputError, ShapeError } from '../errors.js';
 
 describe('metrics', () => {
   test('precision, recall and accuracy from a hand-made confusion matrix', () => {
@@ -73,5 +73,18 @@ describe('evaluate', () => {
     const m = loadModel(fixture.path);
     m.graph.inputs[0]!.type = { kind: 'tensor', dtype: 'float32', shape: ['n', 3, 28, 28] };
     await assert.rejects(evaluate(m, wrong, { threads: 1 }), (e: unknown) => e instanceof ShapeError && /input "input"/.test((e as Error).message));
+  });
+
+  test('a DataSource (a wrapped Dataset, fixed-batch model too) gives the in-memory result; unlabeled data is refused', async () => {
+    const mem = await evaluate(fixture.path, test500, { batchSize: 64, threads: 1 });
+    const src = await evaluate(fixture.path, fromDataset(test500), { batchSize: 64, threads: 1 });
+    assert.deepEqual([src.n, src.correct, src.confusion], [mem.n, mem.correct, mem.confusion]);
+    const m = loadModel(fixture.path);
+    m.graph.inputs[0]!.type = { kind: 'tensor', dtype: 'float32', shape: [7, 1, 28, 28] };
+    m.graph.outputs[0]!.type = { kind: 'tensor', dtype: 'float32', shape: [7, 10] };
+    const fixed = await evaluate(m, fromDataset(test500, { model: m }), { threads: 1 });
+    assert.deepEqual([fixed.n, fixed.correct], [500, mem.correct]);
+    const unlabeled = new MemorySource({ name: 'calib.npy', format: 'npy', n: 2, inputs: [{ name: 'input', dtype: 'float32', shape: [1, 28, 28] }], arrays: [new Float32Array(2 * 784)] });
+    await assert.rejects(evaluate(fixture.path, unlabeled, { threads: 1 }), (e: unknown) => e instanceof InputError && /calib\.npy has no labels/.test((e as Error).message));
   });
 });

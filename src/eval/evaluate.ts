@@ -1,8 +1,12 @@
-// Run a classifier over a dataset in batches through ORT: accuracy, per-class precision/recall, confusion matrix.
-import { DataError, ShapeError } from '../errors.js';
+// Run a classifier over data in batches through ORT: accuracy, per-class precision/recall, confusion matrix.
+// The data is a DataSource (any --data: image folders decoded ahead of ORT, .npy/.npz, CSV, manifests) or an
+// in-memory EvalData (a Dataset), which is wrapped as one.
+import { DataError, InputError, ShapeError } from '../errors.js';
 import type { BatchSource } from '../data/batch.js';
-import { batches, numBatches } from '../data/batch.js';
+import { numBatches } from '../data/batch.js';
+import { MemorySource, isDataSource, type DataSource } from '../data/source.js';
 import type { Model } from '../ir/graph.js';
+import type { TypedArray } from '../ir/tensor.js';
 import { Session, type HostTensor } from '../runtime/index.js';
 import { type ClassMetrics, Confusion } from './metrics.js';
 
@@ -34,8 +38,8 @@ export interface EvalResult {
   throughput: number;
 }
 
-/** Evaluate a model (IR, ONNX bytes, a path, or an open Session) on labelled data. */
-export async function evaluate(model: Model | Uint8Array | string | Session, data: EvalData, opts: EvalOptions = {}): Promise<EvalResult> {
+/** Evaluate a model (IR, ONNX bytes, a path, or an open Session) on labelled data (a DataSource or in memory). */
+export async function evaluate(model: Model | Uint8Array | string | Session, data: EvalData | DataSource, opts: EvalOptions = {}): Promise<EvalResult> {
   const own = !(model instanceof Session);
   const session = model instanceof Session ? model : await Session.create(model, { threads: opts.threads, label: opts.label });
   try {
@@ -48,73 +52,99 @@ export async function evaluate(model: Model | Uint8Array | string | Session, dat
 async function evaluateSession(
   session: Session,
   source: Model | Uint8Array | string | undefined,
-  data: EvalData,
+  data: EvalData | DataSource,
   opts: EvalOptions,
 ): Promise<EvalResult> {
   const label = opts.label ?? session.label;
-  const inputName = opts.inputName ?? session.inputNames[0]!;
-  if (!session.inputNames.includes(inputName))
-    throw new ShapeError('eval-input', `${label} has no input "${inputName}" (inputs: ${session.inputNames.join(', ')})`, { value: inputName });
+  const graph = typeof source === 'object' && !(source instanceof Uint8Array) ? source.graph : undefined;
+  let src: DataSource;
+  if (isDataSource(data)) {
+    src = data;
+    for (const inp of src.inputs)
+      if (!session.inputNames.includes(inp.name))
+        throw new ShapeError('eval-input', `${label} has no input "${inp.name}" (inputs: ${session.inputNames.join(', ')}), which ${src.name} feeds`, { value: inp.name });
+  } else {
+    const inputName = opts.inputName ?? session.inputNames[0]!;
+    if (!session.inputNames.includes(inputName))
+      throw new ShapeError('eval-input', `${label} has no input "${inputName}" (inputs: ${session.inputNames.join(', ')})`, { value: inputName });
+    // the declared input shape decides the feed layout (NCHW as is, or flattened rows)
+    const declared = graph?.inputs.find((v) => v.name === inputName)?.shape;
+    const rowSize = data.inputShape.reduce((a, b) => a * b, 1);
+    let rowShape = [...data.inputShape];
+    if (declared) {
+      const rest = declared.slice(1);
+      if (rest.every((d): d is number => typeof d === 'number')) {
+        const restSize = rest.reduce((a, b) => a * b, 1);
+        if (restSize !== rowSize)
+          throw new ShapeError(
+            'eval-shape',
+            `${label} input "${inputName}" has shape [${declared.map((d) => d ?? '?').join(',')}], which does not fit ${data.name ?? 'the data'} rows of shape [${data.inputShape}]`,
+            { value: inputName },
+          );
+        rowShape = rest;
+      }
+    }
+    src = new MemorySource({
+      name: data.name ?? 'the data',
+      format: 'memory',
+      n: data.n,
+      inputs: [{ name: inputName, dtype: 'float32', shape: rowShape }],
+      arrays: [data.x],
+      labels: data.y,
+      numClasses: data.numClasses,
+      ...(data.classNames ? { classNames: data.classNames } : {}),
+    });
+  }
+  if (!src.labeled)
+    throw new InputError('needs-labels', `evaluation needs labelled data, and ${src.name} has no labels`, { file: src.name });
   const outputName = opts.outputName ?? session.outputNames[0]!;
   if (!session.outputNames.includes(outputName))
     throw new ShapeError('eval-output', `${label} has no output "${outputName}" (outputs: ${session.outputNames.join(', ')})`, { value: outputName });
+  const dataName = src.name;
+  const numClasses = src.numClasses ?? 0;
 
-  // the declared input shape decides the feed layout (NCHW as is, or flattened rows) and a fixed batch size
-  const declared = typeof source === 'object' && !(source instanceof Uint8Array) ? source.graph.inputs.find((v) => v.name === inputName)?.shape : undefined;
-  const rowSize = data.inputShape.reduce((a, b) => a * b, 1);
-  let rowShape = [...data.inputShape];
-  let fixedBatch: number | undefined;
-  if (declared) {
-    if (typeof declared[0] === 'number') fixedBatch = declared[0];
-    const rest = declared.slice(1);
-    if (rest.every((d): d is number => typeof d === 'number')) {
-      const restSize = rest.reduce((a, b) => a * b, 1);
-      if (restSize !== rowSize)
-        throw new ShapeError(
-          'eval-shape',
-          `${label} input "${inputName}" has shape [${declared.map((d) => d ?? '?').join(',')}], which does not fit ${data.name ?? 'the data'} rows of shape [${data.inputShape}]`,
-          { value: inputName },
-        );
-      rowShape = rest;
-    }
-  }
+  // a model with a fixed batch dimension gets its last batch padded with zeros (padded rows are ignored)
+  const first = graph?.inputs.find((v) => v.name === src.inputs[0]!.name)?.shape;
+  const fixedBatch = first && typeof first[0] === 'number' ? first[0] : undefined;
   const batchSize = fixedBatch ?? opts.batchSize ?? 256;
   let conf: Confusion | undefined;
-  const total = data.n;
+  const total = src.n;
   const start = performance.now();
   let done = 0;
-  for (const b of batches(data, { batchSize })) {
-    let x = b.x;
+  for await (const b of src.batches({ batchSize })) {
     let k = b.n;
+    let feeds: Record<string, HostTensor> = b.feeds;
     if (fixedBatch !== undefined && k < fixedBatch) {
-      // pad the last batch of a fixed-batch model with zeros; padded rows are ignored
-      const padded = new Float32Array(fixedBatch * rowSize);
-      padded.set(x);
-      x = padded;
+      feeds = {};
+      for (const [name, t] of Object.entries(b.feeds)) {
+        const padded = new (t.data.constructor as new (n: number) => TypedArray)((t.data.length / k) * fixedBatch);
+        (padded as Float32Array).set(t.data as Float32Array);
+        feeds[name] = { dtype: t.dtype, dims: [fixedBatch, ...t.dims.slice(1)], data: padded };
+      }
       k = fixedBatch;
     }
-    const feed: HostTensor = { dtype: 'float32', dims: [k, ...rowShape], data: x };
-    const out = await session.run({ [inputName]: feed }, [outputName]);
+    const out = await session.run(feeds, [outputName]);
     const logits = out[outputName]!;
     if (logits.dtype !== 'float32' && logits.dtype !== 'float64')
       throw new ShapeError('eval-output', `${label} output "${outputName}" is ${logits.dtype}, not float scores`, { value: outputName });
     const c = logits.dims[logits.dims.length - 1]!;
-    if (logits.dims.length !== 2 || logits.dims[0] !== k || c < data.numClasses)
+    if (logits.dims.length !== 2 || logits.dims[0] !== k || c < numClasses)
       throw new ShapeError(
         'eval-output',
-        `${label} output "${outputName}" has shape [${logits.dims}]: expected [${k}, ${data.numClasses}] class scores`,
+        `${label} output "${outputName}" has shape [${logits.dims}]: expected [${k}, ${numClasses}] class scores`,
         { value: outputName },
       );
     // a model may score more classes than the data has: the confusion matrix covers all the model's classes
-    conf ??= new Confusion(Math.max(c, data.numClasses));
+    conf ??= new Confusion(Math.max(c, numClasses));
     const s = logits.data as Float32Array;
+    const y = b.labels!;
     for (let i = 0; i < b.n; i++) {
       let best = 0;
       let bv = -Infinity;
       for (let j = 0; j < c; j++) {
         const v = s[i * c + j]!;
         if (Number.isNaN(v))
-          throw new DataError('nan-output', `${label} output "${outputName}" is NaN for row ${done + i} of ${data.name ?? 'the data'}`, {
+          throw new DataError('nan-output', `${label} output "${outputName}" is NaN for row ${b.indices[i]} of ${dataName}`, {
             value: outputName,
           });
         if (v > bv) {
@@ -122,9 +152,9 @@ async function evaluateSession(
           best = j;
         }
       }
-      const truth = Number(b.y[i]!);
-      if (truth < 0 || truth >= data.numClasses)
-        throw new DataError('label-range', `Label ${truth} of row ${done + i} of ${data.name ?? 'the data'} is outside 0..${data.numClasses - 1}`, {
+      const truth = Number(y[i]!);
+      if (truth < 0 || truth >= numClasses)
+        throw new DataError('label-range', `Label ${truth} of row ${b.indices[i]} of ${dataName} is outside 0..${numClasses - 1}`, {
           value: 'label',
         });
       conf.add(truth, best);
@@ -133,15 +163,15 @@ async function evaluateSession(
     opts.onBatch?.(done, total);
   }
   const seconds = (performance.now() - start) / 1000;
-  conf ??= new Confusion(data.numClasses);
+  conf ??= new Confusion(numClasses);
   return {
     accuracy: conf.accuracy,
     n: conf.n,
     correct: conf.correct,
-    perClass: conf.perClass(data.classNames),
+    perClass: conf.perClass(src.classNames),
     confusion: conf.matrix(),
     seconds,
-    throughput: seconds > 0 ? total / seconds : 0,
+    throughput: seconds > 0 ? conf.n / seconds : 0,
   };
 }
 

@@ -1,64 +1,88 @@
+import { DATA_FORMATS_HELP } from '../../data/index.js';
 import { evaluate } from '../../eval/index.js';
 import { loadModel } from '../../onnx/index.js';
 import { progress } from '../../util/progress.js';
 import { type Command, intOption, pct, stringOption, table } from '../command.js';
-import { resolveData } from '../datasource.js';
+import { DATA_FLAGS } from '../dataflags.js';
+import { openDataArg } from '../datasource.js';
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Run a classifier over a dataset through ONNX Runtime: accuracy, per-class precision/recall, confusion matrix.',
-  usage: '<model.onnx> --data fashion-mnist|mnist [--split test|train] [--limit N]',
-  positionals: [{ name: 'model.onnx', description: 'classifier: input images [N,1,28,28] (or flat [N,784]), output class scores [N,C]' }],
+  usage: '<model.onnx> --data <dataset|folder|x.npy|d.npz|t.csv|inputs.yaml> [--split test|train] [--limit N]',
+  positionals: [{ name: 'model.onnx', description: 'classifier: inputs as the data gives them, output class scores [N,C]' }],
   options: {
-    data: { type: 'string', valueName: 'dataset', description: 'fashion-mnist | mnist' },
-    split: { type: 'string', valueName: 'split', description: 'test | train', default: 'test' },
-    limit: { type: 'string', valueName: 'N', description: 'only the first N rows' },
+    data: { type: 'string', valueName: 'data', description: DATA_FORMATS_HELP },
+    split: { type: 'string', valueName: 'split', description: 'test | train (built-in datasets)', default: 'test' },
+    limit: { type: 'string', valueName: 'N', description: 'only the first N items' },
     batch: { type: 'string', valueName: 'N', description: 'batch size', default: '256' },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
+    'decode-threads': { type: 'string', valueName: 'N', description: 'image decoder threads (default: 1 for 4,096+ images, else 0 = decode on the main thread)' },
+    ...DATA_FLAGS,
   },
-  examples: ['edgefit eval model.onnx --data fashion-mnist --json | jq .accuracy'],
+  examples: [
+    'edgefit eval model.onnx --data fashion-mnist --json | jq .accuracy',
+    'edgefit eval model.onnx --data photos/ --resize 256 --crop 224x224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225',
+    'edgefit eval model.onnx --data x.npy --labels y.npy',
+    'edgefit eval mlp.onnx --data table.csv --label-column species',
+  ],
   async run(p, io) {
     const [file] = p.positionals as [string];
     const split = stringOption(p, 'split', ['test', 'train'] as const) ?? 'test';
     const limit = intOption(p, 'limit', { min: 1 });
     const batchSize = intOption(p, 'batch', { min: 1, max: 65536 }) ?? 256;
     const threads = intOption(p, 'threads', { min: 1, max: 256 });
+    const decodeThreads = intOption(p, 'decode-threads', { min: 0, max: 64 });
     const model = loadModel(file);
-    const data = resolveData(stringOption(p, 'data'), split, limit);
-    const bar = progress(`eval ${data.name}/${split}`, data.n, { quiet: io.quiet });
-    let last = 0;
-    const r = await evaluate(model, data, {
-      batchSize,
-      threads,
-      label: file,
-      onBatch: (done) => {
-        bar.tick(done - last);
-        last = done;
-      },
-    });
-    bar.done();
-    const json = {
-      model: file,
-      data: data.name,
-      split,
-      n: r.n,
-      correct: r.correct,
-      accuracy: r.accuracy,
-      perClass: r.perClass,
-      confusion: r.confusion,
-      seconds: r.seconds,
-      throughput: r.throughput,
-      dropped: data.dropped,
-    };
-    const rows = r.perClass.map((c) => [`${c.class}${c.name ? ` ${c.name}` : ''}`, c.support, pct(c.precision, 1), pct(c.recall, 1)]);
-    const text = [
-      `${file} on ${data.name} ${split} (${r.n} rows): accuracy ${pct(r.accuracy)} (${r.correct}/${r.n}), ${r.throughput.toFixed(0)} rows/s`,
-      data.dropped.length ? `dropped ${data.dropped.length} malformed source rows: ${data.dropped.map((d) => `class ${d.class} row ${d.index} (${d.length} values)`).join(', ')}` : '',
-      '',
-      table(['class', 'rows', 'precision', 'recall'], rows),
-    ]
-      .filter((l, i) => l !== '' || i === 2)
-      .join('\n');
-    return { json, text };
+    const data = await openDataArg(p, { model, split, ...(limit !== undefined ? { limit } : {}), needLabels: 'edgefit eval', ...(decodeThreads !== undefined ? { decodeThreads } : {}) });
+    try {
+      const bar = progress(`eval ${data.name}${data.format === 'builtin' ? `/${split}` : ''}`, data.n, { quiet: io.quiet });
+      let last = 0;
+      const r = await evaluate(model, data, {
+        batchSize,
+        threads,
+        label: file,
+        onBatch: (done) => {
+          bar.tick(done - last);
+          last = done;
+        },
+      });
+      bar.done();
+      const json = {
+        model: file,
+        data: data.name,
+        format: data.format,
+        split: data.format === 'builtin' ? split : null,
+        n: r.n,
+        correct: r.correct,
+        accuracy: r.accuracy,
+        perClass: r.perClass,
+        confusion: r.confusion,
+        seconds: r.seconds,
+        throughput: r.throughput,
+        dropped: data.dropped,
+        skipped: data.skipped,
+        preprocess: data.preprocess ?? null,
+      };
+      const rows = r.perClass.map((c) => [`${c.class}${c.name ? ` ${c.name}` : ''}`, c.support, pct(c.precision, 1), pct(c.recall, 1)]);
+      const pp = data.preprocess;
+      const lines = [
+        `${file} on ${data.name}${data.format === 'builtin' ? ` ${split}` : ''} (${r.n} rows): accuracy ${pct(r.accuracy)} (${r.correct}/${r.n}), ${r.throughput.toFixed(0)} rows/s`,
+        pp
+          ? `preprocess: ${pp.channels === 1 ? 'grey' : pp.bgr ? 'BGR' : 'RGB'}, resize ${pp.resize}, crop ${pp.crop[0]}x${pp.crop[1]}, scale ${+pp.scale.toPrecision(6)}, mean [${pp.mean}], std [${pp.std}], ${pp.layout}${pp.flatten ? ' (flattened)' : ''}`
+          : '',
+        data.dropped.length ? `dropped ${data.dropped.length} malformed source rows: ${data.dropped.map((d) => `class ${d.class} row ${d.index} (${d.length} values)`).join(', ')}` : '',
+        data.skipped.length
+          ? `skipped ${data.skipped.length} unreadable item${data.skipped.length > 1 ? 's' : ''}: ${data.skipped
+              .slice(0, 10)
+              .map((s) => `${s.file} (${s.reason})`)
+              .join(', ')}${data.skipped.length > 10 ? `, … (--json lists all)` : ''}`
+          : '',
+      ].filter((l) => l !== '');
+      const text = [...lines, '', table(['class', 'rows', 'precision', 'recall'], rows)].join('\n');
+      return { json, text };
+    } finally {
+      await data.close();
+    }
   },
 };
