@@ -1,6 +1,7 @@
 // Matrix products: MatMul, Gemm, Einsum, and com.microsoft FusedMatMul.
-import type { Dim, Node } from '../ir/index.js';
-import { type InferCtx, register } from './registry.js';
+import type { Dim, Emitter, Node, Value } from '../ir/index.js';
+import { A } from '../ir/index.js';
+import { type GradCtx, type InferCtx, register } from './registry.js';
 import { formatDims, mergeDim } from './sym.js';
 import { broadcast, tt, unidirectional } from './util.js';
 
@@ -27,6 +28,7 @@ register({
   type: 'MatMul',
   sinceVersion: [1, 9, 13],
   sameDtype: 'all',
+  grad: matmulGrad,
   infer: (node, ctx) => {
     const a = ctx.inputType(0);
     const b = ctx.inputType(1);
@@ -47,6 +49,7 @@ register({
   domain: 'com.microsoft',
   sinceVersion: [1],
   sameDtype: 'all',
+  grad: fusedMatmulGrad,
   infer: (node, ctx) => {
     const a = ctx.inputType(0);
     const b = ctx.inputType(1);
@@ -86,6 +89,7 @@ register({
   type: 'Gemm',
   sinceVersion: [1, 6, 7, 9, 11, 13],
   sameDtype: 'all',
+  grad: gemmGrad,
   infer: (node, ctx) => {
     const a = ctx.inputType(0);
     const b = ctx.inputType(1);
@@ -159,3 +163,164 @@ register({
     return [tt(dtype, shape)];
   },
 });
+
+// ================================================================ gradient rules
+
+/** Transpose the last two axes of a value of rank `r`. */
+function swapLast2(e: Emitter, v: Value, r: number): Value {
+  const perm = Array.from({ length: r }, (_, i) => i);
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+  return e.transpose(v, perm);
+}
+
+/**
+ * Gemm: Y = α·op(A)·op(B) + β·C. Each input gradient is one Gemm whose transposes absorb those of the forward
+ * (no Transpose nodes); C's gradient is β·dY summed over the axes C was broadcast along.
+ */
+function gemmGrad(node: Node, g: GradCtx): (Value | null)[] {
+  const dy = g.outputGrad(0);
+  if (!dy) return [null, null, null];
+  const e = g.e;
+  const a = node.input(0);
+  const b = node.input(1);
+  const ta = node.attrInt('transA', 0) === 1;
+  const tb = node.attrInt('transB', 0) === 1;
+  const alpha = node.attrFloat('alpha', 1);
+  const beta = node.attrFloat('beta', 1);
+  const dt = g.dtypeOf(node.output(0));
+  // C is optional from opset 11; before that a scalar zero stands in (broadcast explicitly before opset 7)
+  const noC = g.opset >= 11 ? [] : [e.scalar(0, dt)];
+  const gemm = (x: Value, y: Value, tx: boolean, ty: boolean) =>
+    e.op('Gemm', [x, y, ...noC], {
+      transA: A.int(tx ? 1 : 0),
+      transB: A.int(ty ? 1 : 0),
+      ...(alpha !== 1 ? { alpha: A.float(alpha) } : {}),
+      ...(g.opset < 7 ? { broadcast: A.int(1) } : {}),
+    });
+  const out: (Value | null)[] = [null, null, null];
+  // op(A) = A or Aᵀ; d op(A) = α dY op(B)ᵀ; dA = d op(A) or its transpose = α op(B) dYᵀ
+  if (g.needsGrad(0)) out[0] = ta ? gemm(b, dy, tb, true) : gemm(dy, b, false, !tb);
+  // d op(B) = α op(A)ᵀ dY; dB = that or α dYᵀ op(A)
+  if (g.needsGrad(1)) out[1] = tb ? gemm(dy, a, true, ta) : gemm(a, dy, !ta, false);
+  if (node.inputs[2] && g.needsGrad(2)) {
+    let dc = g.unbroadcast(dy, 2);
+    if (beta !== 1) dc = e.mul(dc, e.scalar(beta, dt));
+    out[2] = dc;
+  }
+  return out;
+}
+
+/**
+ * MatMul with numpy semantics: 1-D operands are promoted ([K] → [1, K] for A, [K, 1] for B) and dY gets the
+ * removed axis back; dA = dY·Bᵀ and dB = Aᵀ·dY are then summed over broadcast batch axes and reshaped back.
+ */
+function matmulGrad(node: Node, g: GradCtx): (Value | null)[] {
+  const dy = g.outputGrad(0);
+  if (!dy) return [null, null];
+  const e = g.e;
+  const a = node.input(0);
+  const b = node.input(1);
+  const as = g.shapeOf(a);
+  const bs = g.shapeOf(b);
+  if (as.length === 1 && bs.length === 1) {
+    // dot product: dY is a scalar
+    return [g.needsGrad(0) ? e.mul(dy, b) : null, g.needsGrad(1) ? e.mul(dy, a) : null];
+  }
+  const a2 = as.length === 1 ? e.unsqueeze(a, [0]) : a;
+  const b2 = bs.length === 1 ? e.unsqueeze(b, [1]) : b;
+  const a2s: Dim[] = as.length === 1 ? [1, as[0]!] : as;
+  const b2s: Dim[] = bs.length === 1 ? [bs[0]!, 1] : bs;
+  const ys = g.shapeOf(node.output(0));
+  let dy2 = dy;
+  let y2s: Dim[] = ys;
+  if (as.length === 1) {
+    dy2 = e.unsqueeze(dy2, [ys.length - 1]);
+    y2s = [...ys.slice(0, -1), 1, ys[ys.length - 1]!];
+  }
+  if (bs.length === 1) {
+    dy2 = e.unsqueeze(dy2, [y2s.length]);
+    y2s = [...y2s, 1];
+  }
+  const r = y2s.length;
+  const batch = y2s.slice(0, -2);
+  const out: (Value | null)[] = [null, null];
+  if (g.needsGrad(0)) {
+    // [batch…, M, K]
+    const full = e.op('MatMul', [dy2, swapLast2(e, b2, b2s.length)]);
+    let ga = reduceTo(g, full, [...batch, y2s[r - 2]!, a2s[a2s.length - 1]!], a2s);
+    if (as.length === 1) ga = e.reshape(ga, [-1]);
+    out[0] = ga;
+  }
+  if (g.needsGrad(1)) {
+    // [batch…, K, N]
+    const full = e.op('MatMul', [swapLast2(e, a2, a2s.length), dy2]);
+    let gb = reduceTo(g, full, [...batch, b2s[b2s.length - 2]!, y2s[r - 1]!], b2s);
+    if (bs.length === 1) gb = e.reshape(gb, [-1]);
+    out[1] = gb;
+  }
+  return out;
+}
+
+/** Sum `v` (shape `from`, the broadcast batch dims + a matrix) down to `to` (numpy broadcasting in reverse). */
+function reduceTo(g: GradCtx, v: Value, from: Dim[], to: Dim[]): Value {
+  const e = g.e;
+  const lead = from.length - to.length;
+  const axes: number[] = [];
+  for (let k = 0; k < lead; k++) axes.push(k);
+  for (let k = 0; k < to.length - 2; k++) {
+    const f = from[k + lead]!;
+    const t = to[k]!;
+    if (t === f) continue;
+    if (t === 1) axes.push(k + lead);
+    else if (typeof t === 'number' && typeof f !== 'number') continue;
+    else g.fail(`cannot tell how batch dim ${k} (${String(t)}) broadcasts to ${String(f)}`);
+  }
+  if (!axes.length) return v;
+  let r = e.reduceSum(v, axes, true);
+  if (lead > 0)
+    r = e.squeeze(
+      r,
+      axes.filter((x) => x < lead),
+    );
+  return r;
+}
+
+/**
+ * com.microsoft FusedMatMul: Y = α·op(A)·op(B) with transA/transB on the last two axes (rank ≥ 2 operands,
+ * no transBatch). The gradients are FusedMatMuls with the transposes folded in, summed over broadcast axes.
+ */
+function fusedMatmulGrad(node: Node, g: GradCtx): (Value | null)[] {
+  const dy = g.outputGrad(0);
+  if (!dy) return [null, null];
+  if (node.attrInt('transBatchA', 0) || node.attrInt('transBatchB', 0))
+    g.fail('transBatchA/transBatchB are not supported');
+  const e = g.e;
+  const a = node.input(0);
+  const b = node.input(1);
+  const as = g.shapeOf(a);
+  const bs = g.shapeOf(b);
+  if (as.length < 2 || bs.length < 2) g.fail('1-D operands are not supported');
+  const ta = node.attrInt('transA', 0) === 1;
+  const tb = node.attrInt('transB', 0) === 1;
+  const alpha = node.attrFloat('alpha', 1);
+  const ys = g.shapeOf(node.output(0));
+  const batch = ys.slice(0, -2);
+  const fmm = (x: Value, y: Value, tx: boolean, ty: boolean) =>
+    e.op(
+      'FusedMatMul',
+      [x, y],
+      { transA: A.int(tx ? 1 : 0), transB: A.int(ty ? 1 : 0), alpha: A.float(alpha) },
+      { domain: 'com.microsoft' },
+    );
+  const last2 = (s: Dim[]) => s.slice(-2);
+  const out: (Value | null)[] = [null, null];
+  if (g.needsGrad(0)) {
+    const full = ta ? fmm(b, dy, tb, true) : fmm(dy, b, false, !tb);
+    out[0] = reduceTo(g, full, [...batch, ...last2(as)], as);
+  }
+  if (g.needsGrad(1)) {
+    const full = tb ? fmm(dy, a, true, ta) : fmm(a, dy, !ta, false);
+    out[1] = reduceTo(g, full, [...batch, ...last2(bs)], bs);
+  }
+  return out;
+}
