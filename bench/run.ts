@@ -1,16 +1,20 @@
 // `npm run bench [-- <group> …] [--processes N] [--reps N]`: prints one SPEC JSON line per figure on stdout
 // (see ../shared/bench/SPEC.md): the minimum over N fresh processes of the median of `reps` timed runs after 5
-// warm-up runs. Groups: infer (FP32 inference of mlp, cnn-s, vit-t at batch 1 and 64, 2 and 1 threads).
+// warm-up runs. Groups: infer (FP32 inference of mlp, cnn-s, vit-t at batch 1 and 64, 2 and 1 threads);
+// train-step (one SPEC optimisation step of mlp, cnn-s, vit-t at batch 64, 2 and 1 threads); quantize (INT8/INT4
+// against FP32, see bench/quantize.ts; --models DIR for trained models).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { WorkerArgs } from './worker.js';
+import { dataBench } from './data.js';
+import { quantizeBench } from './quantize.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { processes: { type: 'string', default: '3' }, reps: { type: 'string', default: '50' } },
+  options: { processes: { type: 'string', default: '3' }, reps: { type: 'string', default: '50' }, models: { type: 'string' } },
 });
 const processes = Number(values.processes);
 const reps = Number(values.reps);
@@ -35,8 +39,20 @@ for (const g of groups) {
           const ms = measure({ bench: 'infer', model, precision: 'fp32', batch, threads, reps, warmup: 5 });
           process.stdout.write(`${JSON.stringify({ bench: 'infer', model, precision: 'fp32', batch, threads, median_ms: +ms.toFixed(4) })}\n`);
         }
+  } else if (g === 'train-step') {
+    for (const model of ['mlp', 'cnn-s', 'vit-t'])
+      for (const threads of [2, 1]) {
+        const ms = measure({ bench: 'train-step', model, batch: 64, threads, reps, warmup: 5 });
+        process.stdout.write(`${JSON.stringify({ bench: 'train-step', model, batch: 64, threads, median_ms: +ms.toFixed(4) })}\n`);
+      }
+  } else if (g === 'data') {
+    // PNG-folder decode items/s vs cnn-s ORT items/s at batch 64, and both in one eval pipeline (bench/data.ts)
+    dataBench(processes, (line) => process.stdout.write(`${line}\n`));
+  } else if (g === 'quantize') {
+    // INT8/INT4 vs FP32: sizes, accuracy, calibration time, latency of each placement (bench/quantize.ts)
+    await quantizeBench({ models: values.models, measure, reps, emit: (line) => process.stdout.write(`${line}\n`), log: (s) => process.stderr.write(`${s}\n`) });
   } else {
-    process.stderr.write(`unknown benchmark group "${g}" (known: infer)\n`);
+    process.stderr.write(`unknown benchmark group "${g}" (known: infer, train-step, data, quantize)\n`);
     process.exitCode = 2;
   }
 }

@@ -2,16 +2,27 @@
 // several processes per figure because 2-thread ORT timings on 2-core VMs are bimodal per process (FACTS.md).
 import { buildModel } from '../src/models/index.js';
 import { Session } from '../src/runtime/index.js';
-import { randomFloat } from '../src/testing/fixtures.js';
+import { prng, randomFloat } from '../src/testing/fixtures.js';
+import type { OptimizerSpec } from '../src/train/types.js';
 
-export interface WorkerArgs {
-  bench: 'infer';
-  model: string;
-  precision: 'fp32';
-  batch: number;
-  threads: number;
-  reps: number;
-  warmup: number;
+export type WorkerArgs =
+  | {
+      bench: 'infer';
+      model: string;
+      precision: 'fp32';
+      batch: number;
+      threads: number;
+      reps: number;
+      warmup: number;
+    }
+  | { bench: 'train-step'; model: string; batch: number; threads: number; reps: number; warmup: number }
+  | { bench: 'infer-file'; path: string; batch: number; threads: number; reps: number; warmup: number };
+
+/** SPEC training for the timing benchmark: SGD lr 0.05 momentum 0.9 (mlp, cnn-s), AdamW lr 1e-3 wd 0.01 (vit-t). */
+export function specOptimizer(model: string): { optimizer: OptimizerSpec; lr: number } {
+  return model === 'vit-t'
+    ? { optimizer: { kind: 'adamw', weightDecay: 0.01 }, lr: 1e-3 }
+    : { optimizer: { kind: 'sgd', momentum: 0.9 }, lr: 0.05 };
 }
 
 export function median(xs: number[]): number {
@@ -20,7 +31,7 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function infer(a: WorkerArgs): Promise<number> {
+async function infer(a: Extract<WorkerArgs, { bench: 'infer' }>): Promise<number> {
   const m = buildModel(a.model, { seed: 0 });
   const s = await Session.create(m, { threads: a.threads, label: a.model });
   const x = randomFloat([a.batch, 1, 28, 28], 1, 1);
@@ -36,8 +47,52 @@ async function infer(a: WorkerArgs): Promise<number> {
   return median(times);
 }
 
+/** One optimisation step of the train-step graph (forward + cross-entropy + backward + update), batch of random
+ * pixels in [0, 1) and random labels as in torch_reference.py `speed`. */
+async function trainStep(a: Extract<WorkerArgs, { bench: 'train-step' }>): Promise<number> {
+  // imported here so the infer group does not depend on the training code
+  const { createTrainStep } = await import('../src/train/step.js');
+  const m = buildModel(a.model, { seed: 0 });
+  const { optimizer, lr } = specOptimizer(a.model);
+  const runner = await createTrainStep(m, { optimizer, loss: { kind: 'cross-entropy' }, threads: a.threads });
+  const x = randomFloat([a.batch, 1, 28, 28], 1, 1);
+  x.data = (x.data as Float32Array).map((v) => (v + 1) / 2);
+  const r = prng(2);
+  const y = {
+    dtype: 'int64' as const,
+    dims: [a.batch],
+    data: BigInt64Array.from({ length: a.batch }, () => BigInt(Math.floor(r() * 10))),
+  };
+  for (let i = 0; i < a.warmup; i++) await runner.run({ x, y }, lr);
+  const times: number[] = [];
+  for (let i = 0; i < a.reps; i++) {
+    const t0 = performance.now();
+    await runner.run({ x, y }, lr);
+    times.push(performance.now() - t0);
+  }
+  await runner.release();
+  return median(times);
+}
+
+/** Inference of a model file (bench/quantize.ts): input [batch, 1, 28, 28] pixels in [0, 1). */
+async function inferFile(a: Extract<WorkerArgs, { bench: 'infer-file' }>): Promise<number> {
+  const s = await Session.create(a.path, { threads: a.threads, label: a.path });
+  const x = randomFloat([a.batch, 1, 28, 28], 1, 1);
+  x.data = (x.data as Float32Array).map((v) => (v + 1) / 2);
+  const feeds = { [s.inputNames[0]!]: x };
+  for (let i = 0; i < a.warmup; i++) await s.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < a.reps; i++) {
+    const t0 = performance.now();
+    await s.run(feeds);
+    times.push(performance.now() - t0);
+  }
+  await s.release();
+  return median(times);
+}
+
 if (process.argv[1]?.endsWith('worker.ts')) {
   const a = JSON.parse(process.argv[2]!) as WorkerArgs;
-  const ms = await infer(a);
+  const ms = a.bench === 'infer' ? await infer(a) : a.bench === 'infer-file' ? await inferFile(a) : await trainStep(a);
   process.stdout.write(`${JSON.stringify({ median_ms: ms })}\n`);
 }

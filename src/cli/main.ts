@@ -6,9 +6,12 @@ import { build } from './commands/build.js';
 import { convert } from './commands/convert.js';
 import { evalCommand } from './commands/eval.js';
 import { inspect } from './commands/inspect.js';
+import { trainCommand } from './commands/train.js';
 import { optimize } from './commands/optimize.js';
+import { quantizeCommand } from './commands/quantize.js';
+import { compareCommand } from './commands/compare.js';
 
-export const COMMANDS: Command[] = [inspect, convert, evalCommand, build, optimize];
+export const COMMANDS: Command[] = [inspect, convert, evalCommand, build, optimize, trainCommand, quantizeCommand, compareCommand];
 
 function usage(): string {
   return [

@@ -1,0 +1,227 @@
+// `edgefit quantize` and `edgefit compare` through main() in-process: every mode writes a model ORT runs, --json
+// has the promised fields, --auto records its steps, qat and bad flags give the documented exit codes.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildModel } from '../../models/index.js';
+import { loadModel, saveModel } from '../../onnx/index.js';
+import { runModel } from '../../runtime/index.js';
+import { TORCH_FIXTURES } from '../../testing/fixtures.js';
+import { main } from '../main.js';
+
+const CNN = join(TORCH_FIXTURES, 'cnn-s_op13.onnx');
+let dir = '';
+let MLP = '';
+
+async function edgefit(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string; json: () => Record<string, any> }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edgefit-quant-cli-'));
+  MLP = join(dir, 'mlp.onnx');
+  saveModel(buildModel('mlp', { seed: 1 }), MLP);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('edgefit quantize / compare', () => {
+  test('static: --json has mode, bytes, accuracy before/after, integer kernels; the model runs', async () => {
+    const out = join(dir, 'cnn.int8.onnx');
+    const r = await edgefit(
+      'quantize',
+      CNN,
+      out,
+      '--mode',
+      'static',
+      '--calib-data',
+      'fashion-mnist',
+      '--calib-samples',
+      '128',
+      '--data',
+      'fashion-mnist',
+      '--eval-samples',
+      '300',
+      '--json',
+      '--quiet',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json();
+    assert.equal(j.mode, 'static');
+    assert.ok(j.bytesAfter < 0.27 * j.bytesBefore, `${j.bytesAfter} / ${j.bytesBefore}`);
+    assert.ok(typeof j.accuracyBefore === 'number' && typeof j.accuracyAfter === 'number');
+    assert.ok(j.integerKernels >= 3 && j.floatComputeKernels === 0, JSON.stringify(j.kernels));
+    assert.equal(j.calibration.samples, 128);
+    const x = new Float32Array(2 * 784).fill(0.5);
+    const y = await runModel(loadModel(out), { input: { dtype: 'float32', dims: [2, 1, 28, 28], data: x } });
+    assert.deepEqual(y.logits!.dims, [2, 10]);
+  });
+
+  test('dynamic, int4 (rtn and gptq), fp16 on mlp', async () => {
+    for (const [mode, extra, kernel] of [
+      ['dynamic', [], 'com.microsoft:DynamicQuantizeMatMul'],
+      ['int4', ['--block-size', '64'], 'com.microsoft:MatMulNBits'],
+      [
+        'int4',
+        ['--int4-method', 'gptq', '--calib-data', 'fashion-mnist', '--calib-samples', '64'],
+        'com.microsoft:MatMulNBits',
+      ],
+      ['fp16', ['--keep-fp32', 'op:Relu'], 'Cast'],
+    ] as const) {
+      const out = join(dir, `mlp.${mode}.onnx`);
+      const r = await edgefit('quantize', MLP, out, '--mode', mode, ...extra, '--json', '--quiet');
+      assert.equal(r.code, 0, `${mode}: ${r.stderr}`);
+      const j = r.json();
+      assert.equal(j.mode, mode);
+      assert.ok(j.kernels[kernel] >= 1, `${mode}: ${JSON.stringify(j.kernels)}`);
+      assert.ok(
+        j.bytesAfter < j.bytesBefore * (mode === 'int4' ? 0.2 : mode === 'fp16' ? 0.55 : 0.3),
+        `${mode}: ${j.bytesAfter} / ${j.bytesBefore}`,
+      );
+      assert.ok(existsSync(out));
+    }
+  });
+
+  test('--auto: stops at static INT8 with a loose gate and records why', async () => {
+    const out = join(dir, 'cnn.auto.onnx');
+    const r = await edgefit(
+      'quantize',
+      CNN,
+      out,
+      '--auto',
+      '--data',
+      'fashion-mnist',
+      '--eval-samples',
+      '200',
+      '--calib-samples',
+      '64',
+      '--max-drop',
+      '50',
+      '--json',
+      '--quiet',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json();
+    assert.equal(j.mode, 'auto:static');
+    assert.equal(j.auto.steps[0].method, 'static');
+    assert.match(j.auto.stoppedBecause, /holds the gate/);
+  });
+
+  test('exit codes: qat 3, a missing calibration set or a bad flag 2, an impossible --auto gate 4 (nothing written)', async () => {
+    assert.equal((await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'qat')).code, 3);
+    assert.equal((await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'static')).code, 2);
+    assert.equal(
+      (await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'int4', '--block-size', '48')).code,
+      2,
+    );
+    assert.equal(
+      (
+        await edgefit(
+          'quantize',
+          CNN,
+          join(dir, 'x.onnx'),
+          '--mode',
+          'static',
+          '--calib-data',
+          'fashion-mnist',
+          '--exclude',
+          'nope',
+        )
+      ).code,
+      2,
+    );
+    assert.equal((await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'bogus')).code, 2);
+    const r = await edgefit(
+      'quantize',
+      CNN,
+      join(dir, 'never.onnx'),
+      '--auto',
+      '--data',
+      'fashion-mnist',
+      '--eval-samples',
+      '100',
+      '--calib-samples',
+      '32',
+      '--max-drop',
+      '-1',
+      '--quiet',
+    );
+    assert.equal(r.code, 2, 'a negative --max-drop is refused');
+    assert.ok(!existsSync(join(dir, 'never.onnx')));
+  });
+
+  test('compare: accuracy, per-class recall, size, latency and per-layer SQNR side by side', async () => {
+    const q = join(dir, 'cnn.cmp.int8.onnx');
+    assert.equal(
+      (
+        await edgefit(
+          'quantize',
+          CNN,
+          q,
+          '--mode',
+          'static',
+          '--calib-data',
+          'fashion-mnist',
+          '--calib-samples',
+          '64',
+          '--quiet',
+        )
+      ).code,
+      0,
+    );
+    const r = await edgefit(
+      'compare',
+      CNN,
+      q,
+      '--data',
+      'fashion-mnist',
+      '--limit',
+      '200',
+      '--reps',
+      '3',
+      '--sqnr-samples',
+      '32',
+      '--json',
+      '--quiet',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json();
+    assert.equal(j.a.recall.length, 10);
+    assert.equal(j.b.recall.length, 10);
+    assert.ok(j.sizeRatio < 0.3);
+    assert.ok(j.a.latencyMs > 0 && j.b.latencyMs > 0);
+    const layers = j.layers as { name: string; opType: string; sqnr: number | null; identical: boolean }[];
+    assert.ok(
+      layers.some((l) => l.opType === 'Conv') && layers.some((l) => l.name === 'logits'),
+      JSON.stringify(layers),
+    );
+    // the float stem is identical; everything after it is quantized
+    assert.ok(
+      layers.every((l) => (l.identical && l.sqnr === null) || (l.sqnr !== null && l.sqnr > 10)),
+      JSON.stringify(layers),
+    );
+    assert.ok(layers.some((l) => l.identical) && layers.some((l) => !l.identical));
+    const t = await edgefit(
+      'compare',
+      CNN,
+      q,
+      '--data',
+      'fashion-mnist',
+      '--limit',
+      '100',
+      '--reps',
+      '2',
+      '--sqnr-samples',
+      '16',
+      '--quiet',
+    );
+    assert.match(t.stdout, /SQNR/);
+    assert.match(t.stdout, /recall 6 Shirt/);
+  });
+});

@@ -1,0 +1,410 @@
+// `edgefit quantize <in.onnx> <out.onnx> --mode dynamic|static|int4|fp16|qat | --auto --data … --max-drop …`
+import { permutation, type DataSource } from '../../data/index.js';
+import { GateError, InputError } from '../../errors.js';
+import { evaluate } from '../../eval/index.js';
+import type { Model } from '../../ir/index.js';
+import { assertValid } from '../../ir/index.js';
+import { encodeModel, loadModel, saveModel } from '../../onnx/index.js';
+import {
+  CALIBRATORS,
+  INT4_METHODS,
+  QUANT_MODES,
+  autoQuantize,
+  ortKernels,
+  prepareForQuantization,
+  quantize,
+  type AutoResult,
+  type CalibratorName,
+  type Feeds,
+  type Int4Method,
+  type QType,
+  type QuantMode,
+  type QuantizeResult,
+} from '../../passes/quantize/index.js';
+import {
+  type Command,
+  type Io,
+  type Parsed,
+  fmtBytes,
+  intOption,
+  pct,
+  stringOption,
+  table,
+} from '../command.js';
+import { DATA_FLAGS } from '../dataflags.js';
+import { openDataArg } from '../datasource.js';
+
+function list(p: Parsed, name: string): string[] | undefined {
+  const v = stringOption(p, name);
+  if (v === undefined) return undefined;
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function numberOption(p: Parsed, name: string, lo: number, hi: number): number | undefined {
+  const v = stringOption(p, name);
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || x < lo || x > hi)
+    throw new InputError(
+      'option',
+      `--${name} must be a number from ${lo} to ${hi}: current value is "${v}"`,
+      { value: name },
+    );
+  return x;
+}
+
+/** `samples` items of a data source (a seeded random choice), as feed batches of `batch` rows. */
+export async function sampleFeeds(
+  src: DataSource,
+  samples: number,
+  seed: number,
+  batch = 64,
+): Promise<Feeds[]> {
+  const n = Math.min(samples, src.n);
+  const idx = Array.from(permutation(src.n, seed).subarray(0, n)).sort((a, b) => a - b);
+  const out: Feeds[] = [];
+  for (let i = 0; i < idx.length; i += batch) {
+    const b = await src.read(idx.slice(i, i + batch));
+    if (b.n) out.push(b.feeds);
+  }
+  return out;
+}
+
+async function calibrationData(
+  p: Parsed,
+  model: Model,
+  io: Io,
+  samples: number,
+  seed: number,
+): Promise<Feeds[] | undefined> {
+  const flag =
+    p.values['calib-data'] !== undefined ? 'calib-data' : p.values.data !== undefined ? 'data' : undefined;
+  if (!flag) return undefined;
+  const src = await openDataArg(p, { flag, model, split: 'train' });
+  try {
+    const t0 = performance.now();
+    const feeds = await sampleFeeds(src, samples, seed);
+    if (!io.quiet)
+      io.err(
+        `quantize: calibration set: ${feeds.reduce((a, f) => a + (Object.values(f)[0]?.dims[0] ?? 0), 0)} item(s) of ${src.name}${src.format === 'builtin' ? ' (train split)' : ''} in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`,
+      );
+    return feeds;
+  } finally {
+    await src.close();
+  }
+}
+
+export const quantizeCommand: Command = {
+  name: 'quantize',
+  summary:
+    'Quantize a model for ORT CPU: dynamic/static INT8, INT4 weights (MatMulNBits), FP16; --auto picks the first method that holds an accuracy gate.',
+  usage:
+    '<in.onnx> <out.onnx> --mode dynamic|static|int4|fp16|qat [--calib-data <data> --calib-samples N --calibrator minmax|percentile|entropy|mse --block-size N --exclude …] [--data <data>] | --auto --data <data> --max-drop <points>',
+  positionals: [
+    { name: 'in.onnx', description: 'float32 model' },
+    { name: 'out.onnx', description: 'where to write the quantized model' },
+  ],
+  options: {
+    mode: { type: 'string', valueName: 'mode', description: `${QUANT_MODES.join(' | ')}` },
+    auto: {
+      type: 'boolean',
+      description: 'static INT8, then mixed precision, then QAT: the first that holds --max-drop on --data',
+    },
+    data: {
+      type: 'string',
+      valueName: 'data',
+      description:
+        'labelled data for accuracy before/after and the --auto gate (built-in datasets: test split; also the calibration set when --calib-data is not given: train split)',
+    },
+    'max-drop': {
+      type: 'string',
+      valueName: 'points',
+      description: 'largest allowed accuracy drop in percentage points (--auto)',
+      default: '1',
+    },
+    'eval-samples': {
+      type: 'string',
+      valueName: 'N',
+      description: 'evaluate on the first N items of --data (default all)',
+    },
+    'calib-data': {
+      type: 'string',
+      valueName: 'data',
+      description: 'calibration data (built-in datasets: train split)',
+    },
+    'calib-samples': {
+      type: 'string',
+      valueName: 'N',
+      description: 'calibration items, a seeded random choice',
+      default: '512',
+    },
+    calibrator: {
+      type: 'string',
+      valueName: 'name',
+      description: CALIBRATORS.join(' | '),
+      default: 'minmax',
+    },
+    percentile: {
+      type: 'string',
+      valueName: 'P',
+      description: 'percentile calibrator: share of values kept in range, %',
+      default: '99.999',
+    },
+    'activation-type': {
+      type: 'string',
+      valueName: 'uint8|int8',
+      description: 'static: activation type (both fuse into integer kernels with ORT 1.30)',
+      default: 'uint8',
+    },
+    'per-tensor': {
+      type: 'boolean',
+      description: 'static/dynamic: one weight scale per tensor instead of per output channel',
+    },
+    'matmul-activations': {
+      type: 'boolean',
+      description: 'static: also quantize MatMuls of two activations (attention)',
+    },
+    'block-size': {
+      type: 'string',
+      valueName: 'N',
+      description: 'int4: block size along K (power of two ≥ 16: 32, 64, 128)',
+      default: '32',
+    },
+    'int4-method': {
+      type: 'string',
+      valueName: 'rtn|gptq',
+      description: 'int4: round to nearest, or GPTQ with calibration activations',
+      default: 'rtn',
+    },
+    asymmetric: { type: 'boolean', description: 'int4: blocks with zero points' },
+    'accuracy-level': {
+      type: 'string',
+      valueName: 'N',
+      description: 'int4: MatMulNBits accuracy_level (0: float32 A; 4: int8 A, faster)',
+      default: '0',
+    },
+    include: {
+      type: 'string',
+      valueName: 'a,b',
+      description: 'quantize only these node names / op types (op:X, node:Y to be explicit)',
+    },
+    exclude: { type: 'string', valueName: 'a,b', description: 'keep these node names / op types float' },
+    'keep-fp32': {
+      type: 'string',
+      valueName: 'a,b',
+      description: 'fp16: node names / op types kept float32',
+    },
+    'no-optimize': {
+      type: 'boolean',
+      description: 'skip the clean-up and fusion passes (BatchNorm folding, constant folding, …) run first',
+    },
+    seed: { type: 'string', valueName: 'N', description: 'seed of the calibration sample', default: '0' },
+    threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
+    ...DATA_FLAGS,
+  },
+  examples: [
+    'edgefit quantize cnn-s.onnx cnn-s.int8.onnx --mode static --calib-data fashion-mnist --data fashion-mnist --json',
+    'edgefit quantize mlp.onnx mlp.q4.onnx --mode int4 --block-size 32 --int4-method gptq --calib-data fashion-mnist',
+    'edgefit quantize encoder.onnx encoder.dyn.onnx --mode dynamic',
+    'edgefit quantize model.onnx model.fp16.onnx --mode fp16 --keep-fp32 Softmax',
+    'edgefit quantize cnn-s.onnx out.onnx --auto --data fashion-mnist --max-drop 0.5',
+  ],
+  async run(p, io) {
+    const [input, output] = p.positionals as [string, string];
+    const auto = !!p.values.auto;
+    const mode = stringOption(p, 'mode', QUANT_MODES) ?? (auto ? 'static' : undefined);
+    if (!mode)
+      throw new InputError('usage', `edgefit quantize needs --mode (${QUANT_MODES.join(', ')}) or --auto`, {
+        value: 'mode',
+      });
+    if (auto && mode !== 'static')
+      throw new InputError(
+        'usage',
+        '--auto chooses between static INT8, mixed precision and QAT: do not combine it with --mode',
+        { value: 'mode' },
+      );
+    const calibrator = stringOption(p, 'calibrator', CALIBRATORS) ?? 'minmax';
+    const percentile = numberOption(p, 'percentile', 50, 100) ?? 99.999;
+    const activationType = stringOption(p, 'activation-type', ['uint8', 'int8'] as const) ?? 'uint8';
+    const blockSize = intOption(p, 'block-size', { min: 16, max: 4096 }) ?? 32;
+    const int4Method = stringOption(p, 'int4-method', INT4_METHODS) ?? 'rtn';
+    const accuracyLevel = intOption(p, 'accuracy-level', { min: 0, max: 4 }) ?? 0;
+    const calibSamples = intOption(p, 'calib-samples', { min: 1 }) ?? 512;
+    const evalSamples = intOption(p, 'eval-samples', { min: 1 });
+    const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
+    const threads = intOption(p, 'threads', { min: 1, max: 256 });
+    const maxDrop = numberOption(p, 'max-drop', 0, 100) ?? 1;
+    const log = io.quiet ? () => {} : (s: string) => io.err(`quantize: ${s}\n`);
+
+    const original = loadModel(input);
+    assertValid(original.graph, { opsetImports: original.opsetImports }, input);
+    const bytesBefore = encodeModel(original).byteLength;
+
+    const needsCalib = auto || mode === 'static' || (mode === 'int4' && int4Method === 'gptq');
+    const calibration = needsCalib ? await calibrationData(p, original, io, calibSamples, seed) : undefined;
+    if (needsCalib && !calibration)
+      throw new InputError(
+        'calib-missing',
+        `--mode ${mode}${mode === 'int4' ? ' --int4-method gptq' : ''}${auto ? ' (--auto)' : ''} needs calibration data: --calib-data <data> (or --data)`,
+        {
+          value: 'calib-data',
+        },
+      );
+
+    // labelled data for accuracy before/after and the gate
+    let evalSrc: DataSource | undefined;
+    if (p.values.data !== undefined)
+      evalSrc = await openDataArg(p, {
+        model: original,
+        split: 'test',
+        needLabels: 'edgefit quantize --data',
+        ...(evalSamples !== undefined ? { limit: evalSamples } : {}),
+      });
+    if (auto && !evalSrc)
+      throw new InputError('usage', '--auto needs --data (labelled data for the accuracy gate)', {
+        value: 'data',
+      });
+    try {
+      const score = async (m: Model) =>
+        (await evaluate(m, evalSrc!, { threads, batchSize: 256, label: 'a candidate model' })).accuracy;
+      const accuracyBefore = evalSrc ? await score(original) : undefined;
+      if (accuracyBefore !== undefined)
+        log(`float model accuracy ${pct(accuracyBefore)} on ${evalSrc!.name} (${evalSrc!.n} items)`);
+
+      const common = {
+        include: list(p, 'include'),
+        exclude: list(p, 'exclude'),
+        calibration,
+        calibrator: calibrator as CalibratorName,
+        percentile,
+        threads,
+        activationType: activationType as QType,
+        perChannel: !p.values['per-tensor'],
+        matmulActivations: !!p.values['matmul-activations'],
+      };
+      let result: QuantizeResult | undefined;
+      let autoResult: AutoResult | undefined;
+      let model: Model;
+      if (auto) {
+        let m = original;
+        const notes: string[] = [];
+        if (!p.values['no-optimize']) {
+          const prep = await prepareForQuantization(m);
+          m = prep.model;
+          notes.push(...prep.notes);
+        }
+        autoResult = await autoQuantize(m, { ...common, score, maxDrop, log });
+        if (!autoResult.model) {
+          const lines = autoResult.steps.map(
+            (s) =>
+              `  ${s.method}: ${s.status}${s.drop !== null ? ` (drop ${s.drop.toFixed(2)} points)` : ''}: ${s.note}`,
+          );
+          throw new GateError(
+            'quant-gate',
+            `No quantization method holds the gate (accuracy drop ≤ ${maxDrop} points from ${pct(autoResult.baseline)}); nothing was written:\n${lines.join('\n')}\nStopped: ${autoResult.stoppedBecause}`,
+            {
+              file: input,
+            },
+          );
+        }
+        model = autoResult.model;
+        result = { model, mode: 'static', nodes: [], notes };
+      } else {
+        result = await quantize(original, {
+          ...common,
+          mode: mode as QuantMode,
+          optimize: !p.values['no-optimize'],
+          method: int4Method as Int4Method,
+          blockSize,
+          symmetric: !p.values.asymmetric,
+          accuracyLevel,
+          keepFloat32: list(p, 'keep-fp32'),
+        });
+        model = result.model;
+      }
+      assertValid(model.graph, { opsetImports: model.opsetImports }, `the quantized ${input}`);
+      const kernels = await ortKernels(model);
+      const accuracyAfter = evalSrc ? await score(model) : undefined;
+      const saved = saveModel(model, output);
+      const bytesAfter = saved.modelBytes + saved.dataBytes;
+      const drop =
+        accuracyBefore !== undefined && accuracyAfter !== undefined
+          ? (accuracyBefore - accuracyAfter) * 100
+          : undefined;
+      const json = {
+        input,
+        output,
+        mode: auto ? `auto:${autoResult!.chosen}` : mode,
+        bytesBefore,
+        bytesAfter,
+        ratio: bytesAfter / bytesBefore,
+        ...(accuracyBefore !== undefined ? { accuracyBefore, accuracyAfter, drop } : {}),
+        nodes: result.nodes,
+        skipped: result.plan?.skipped ?? [],
+        weightBytes: result.weightBytes ?? null,
+        calibration: result.calibration
+          ? {
+              calibrator: result.calibration.calibrator,
+              samples: result.calibration.samples,
+              seconds: result.calibration.seconds,
+              tensors: result.calibration.stats.size,
+            }
+          : calibration
+            ? { samples: calibration.reduce((a, f) => a + (Object.values(f)[0]?.dims[0] ?? 0), 0) }
+            : null,
+        kernels: kernels.ops,
+        integerKernels: kernels.integer,
+        floatComputeKernels: kernels.floatCompute,
+        notes: result.notes,
+        ...(autoResult
+          ? {
+              auto: {
+                chosen: autoResult.chosen,
+                baseline: autoResult.baseline,
+                maxDrop,
+                steps: autoResult.steps,
+                stoppedBecause: autoResult.stoppedBecause,
+              },
+            }
+          : {}),
+      };
+      const lines = [
+        `${input} → ${output} (${json.mode}): ${fmtBytes(bytesBefore)} → ${fmtBytes(bytesAfter)} (${(json.ratio * 100).toFixed(1)} %)`,
+        accuracyBefore !== undefined
+          ? `accuracy ${pct(accuracyBefore)} → ${pct(accuracyAfter!)} (${drop! >= 0 ? '−' : '+'}${Math.abs(drop!).toFixed(2)} points) on ${evalSrc!.name}`
+          : '',
+        result.weightBytes
+          ? `quantized weights: ${fmtBytes(result.weightBytes.before)} → ${fmtBytes(result.weightBytes.after)} (${((result.weightBytes.after / result.weightBytes.before) * 100).toFixed(1)} %)`
+          : '',
+        result.calibration
+          ? `calibration: ${result.calibration.calibrator}, ${result.calibration.samples} samples, ${result.calibration.stats.size} tensors, ${result.calibration.seconds.toFixed(2)} s`
+          : '',
+        `ORT kernels: ${Object.entries(kernels.ops)
+          .map(([k, v]) => `${k.replace('com.microsoft:', '')} ×${v}`)
+          .join(', ')}`,
+        ...result.notes,
+      ].filter(Boolean);
+      if (autoResult)
+        lines.push(
+          '',
+          table(
+            ['method', 'status', 'accuracy', 'drop (points)', 'note'],
+            autoResult.steps.map((s) => [
+              s.method,
+              s.status,
+              s.accuracy !== null ? pct(s.accuracy) : '-',
+              s.drop !== null ? s.drop.toFixed(2) : '-',
+              s.note,
+            ]),
+          ),
+          `stopped: ${autoResult.stoppedBecause}`,
+        );
+      return { json, text: lines.join('\n') };
+    } finally {
+      await evalSrc?.close();
+    }
+  },
+};

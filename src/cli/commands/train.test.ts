@@ -1,0 +1,144 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadDataset } from '../../data/index.js';
+import { evaluate } from '../../eval/evaluate.js';
+import { loadModel } from '../../onnx/index.js';
+import { REPO_ROOT } from '../../testing/fixtures.js';
+import { main } from '../main.js';
+import { splitValidation } from './train.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'edgefit.mjs');
+
+function edgefit(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** In-process run of the CLI (fast: no tsx start-up), capturing both streams. */
+async function inProcess(...args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  return { code, stdout, stderr };
+}
+
+let dir = '';
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edgefit-train-cli-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface TrainJson {
+  testAccuracy: number;
+  epochs: number;
+  seconds: number;
+  steps: number;
+  trainRows: number;
+  valRows: number;
+  testRows: number;
+  history: { epoch: number; trainLoss: number; valAccuracy: number }[];
+}
+
+describe('edgefit train', () => {
+  test('trains mlp on a 2,000-row subset: exit 0, one JSON object, a model that evaluates to the reported accuracy', async () => {
+    const out = join(dir, 'mlp.onnx');
+    const ckpt = join(dir, 'mlp.ckpt');
+    const args = [
+      '--model',
+      'mlp',
+      '--data',
+      'fashion-mnist',
+      '--limit',
+      '2000',
+      '--test-limit',
+      '500',
+      '--threads',
+      '1',
+      '--out',
+      out,
+    ];
+    const r = edgefit('train', ...args, '--epochs', '2', '--checkpoint', ckpt, '--json', '--quiet');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    const j = JSON.parse(r.stdout) as TrainJson;
+    assert.equal(j.epochs, 2);
+    assert.equal(j.history.length, 2);
+    assert.deepEqual([j.trainRows, j.valRows, j.testRows], [1800, 200, 500]);
+    assert.equal(j.steps, 56);
+    assert.ok(j.seconds > 0);
+    assert.ok(j.testAccuracy > 0.5 && j.testAccuracy <= 1, `test accuracy ${j.testAccuracy}`);
+    assert.ok(existsSync(out) && existsSync(ckpt));
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
+
+    // resume the checkpoint for a third epoch, in process (the table output, not JSON)
+    const res = await inProcess('train', ...args, '--epochs', '3', '--resume', ckpt, '--quiet');
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /test accuracy \d+\.\d+ %/);
+    assert.match(res.stdout, /^\s*3\s/m);
+    const m = loadModel(out);
+    const test = loadDataset('fashion-mnist', 'test');
+    const e = await evaluate(m, test, { threads: 1 });
+    assert.ok(e.accuracy > 0.5, `resumed model accuracy ${e.accuracy}`);
+  });
+
+  test('bad flags and inputs give exit code 2 with a message, no stack, nothing written', async () => {
+    const out = join(dir, 'bad.onnx');
+    const ok = ['--model', 'mlp', '--data', 'fashion-mnist', '--epochs', '1', '--out', out, '--limit', '200'];
+    const spawned = edgefit('train', ...ok, '--bogus');
+    assert.equal(spawned.code, 2);
+    assert.match(spawned.stderr, /bogus/);
+    assert.doesNotMatch(spawned.stderr, /\n\s+at /);
+    const cases: [string[], RegExp][] = [
+      [['--model', 'mlp', '--data', 'fashion-mnist', '--epochs', '1'], /--out is required/],
+      [['--data', 'fashion-mnist', '--epochs', '1', '--out', out], /--model is required/],
+      [['--model', 'mlp', '--data', 'fashion-mnist', '--out', out], /--epochs is required/],
+      [[...ok, '--epochs', '0'], /--epochs must be an integer/],
+      [[...ok, '--optimizer', 'rmsprop'], /--optimizer must be one of sgd, adamw/],
+      [[...ok, '--lr', 'fast'], /--lr must be a number/],
+      [[...ok, '--lr=-0.1'], /--lr must be a number/],
+      [[...ok, '--schedule', 'linear'], /--schedule must be one of/],
+      [[...ok, '--batch', '0'], /--batch must be an integer/],
+      [[...ok, '--val-split', '200'], /leaves no training rows/],
+      [
+        ['--model', 'resnet-9000', '--data', 'fashion-mnist', '--epochs', '1', '--out', out],
+        /--model must be mlp, cnn-s, vit-t or an \.onnx file/,
+      ],
+      [
+        ['--model', join(dir, 'missing.onnx'), '--data', 'fashion-mnist', '--epochs', '1', '--out', out],
+        /does not exist/,
+      ],
+      [[...ok, '--data', 'cifar-10'], /Unknown dataset/],
+      [[...ok, '--resume', join(dir, 'missing.ckpt')], /does not exist/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = await inProcess('train', ...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg, args.join(' '));
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+    assert.ok(!existsSync(out));
+  });
+
+  test('validation split: seeded, disjoint, complete', () => {
+    const ds = loadDataset('mnist', 'test', { limit: 1000 });
+    const a = splitValidation(ds, 100, 3);
+    const b = splitValidation(ds, 100, 3);
+    assert.equal(a.train.n, 900);
+    assert.equal(a.val!.n, 100);
+    assert.deepEqual([...a.val!.indices!], [...b.val!.indices!]);
+    const all = new Set([...a.train.indices!, ...a.val!.indices!]);
+    assert.equal(all.size, 1000);
+    assert.notDeepEqual([...splitValidation(ds, 100, 4).val!.indices!], [...a.val!.indices!]);
+    assert.equal(splitValidation(ds, 0, 3).val, undefined);
+  });
+});

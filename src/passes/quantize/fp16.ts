@@ -1,0 +1,180 @@
+// FP16 conversion: float32 tensors (initializers, activations, Constant data) become float16, while the model's
+// inputs and outputs stay float32 (a Cast after each input, a Cast before each output that takes over the output's
+// name) and chosen ops stay float32 (Casts around them, shared per value). Ops whose inputs ONNX fixes to float32
+// (Resize scales/roi, quantization ops, com.microsoft ops, random generators) are always kept float32.
+import type { Model, Node, Tensor, Value } from '../../ir/index.js';
+import { A, Emitter, Tensor as T, dtypeCode, floatToHalf } from '../../ir/index.js';
+import { constantNodeTensor } from '../../ops/index.js';
+import { definePass } from '../manager.js';
+import { f64, isOnnxDomain, tryInferShapes } from '../util.js';
+import { filterFor } from './select.js';
+
+export interface Fp16Options {
+  /** Node names or op types (`op:X`, `node:Y` to be explicit) that stay float32. */
+  keepFloat32?: readonly string[];
+}
+
+export interface Fp16Result {
+  model: Model;
+  /** Nodes computing in float16. */
+  converted: number;
+  /** Nodes kept float32 (by request or by necessity), by op type. */
+  kept: Record<string, number>;
+  casts: number;
+  notes: string[];
+}
+
+/** Ops always kept float32: their float inputs/outputs are fixed to float32 or carry no tensor data to convert. */
+export const ALWAYS_FLOAT32: ReadonlySet<string> = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'RandomNormal',
+  'RandomUniform',
+  'RandomNormalLike',
+  'RandomUniformLike',
+  'Multinomial',
+  'Bernoulli',
+  'EyeLike',
+  'If',
+  'Loop',
+  'Scan',
+]);
+
+/** Inputs that stay float32 even in a float16 node. */
+const FIXED_FLOAT32_INPUTS: Readonly<Record<string, number[]>> = { Resize: [1, 2], Upsample: [1] };
+
+const HALF_MAX = 65504;
+
+function halfTensor(t: Tensor, name: string): { t: Tensor; clipped: number } {
+  const x = f64(t);
+  let clipped = 0;
+  const h = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    let v = x[i]!;
+    if (Math.abs(v) > HALF_MAX && Number.isFinite(v)) {
+      v = Math.sign(v) * HALF_MAX;
+      clipped++;
+    }
+    h[i] = floatToHalf(v);
+  }
+  return { t: T.from('float16', t.dims, h, name), clipped };
+}
+
+/** Convert `model` to float16 compute with float32 inputs/outputs. */
+export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
+  const m = model.clone();
+  tryInferShapes(m);
+  const g = m.graph;
+  const userKeep = opts.keepFloat32?.length ? filterFor(m, { include: opts.keepFloat32 }) : () => false;
+  const keep = (n: Node) =>
+    !isOnnxDomain(n) || ALWAYS_FLOAT32.has(n.opType) || n.subgraphs().length > 0 || userKeep(n);
+  const e = new Emitter(g, { opset: m.opset('') ?? 13, prefix: 'fp16' });
+  const to16 = new Map<Value, Value>();
+  const to32 = new Map<Value, Value>();
+  const halfInit = new Map<Value, Value>();
+  const isHalf = new Set<Value>();
+  const notes: string[] = [];
+  let clippedTotal = 0;
+  let casts = 0;
+  const cast16 = (v: Value): Value => {
+    let c = halfInit.get(v) ?? to16.get(v);
+    if (c) return c;
+    if (v.const && !v.isGraphInput) {
+      const { t, clipped } = halfTensor(v.const, `${v.name}_fp16`);
+      clippedTotal += clipped;
+      c = g.addInitializer(`${v.name}_fp16`, t);
+      halfInit.set(v, c);
+      return c;
+    }
+    c = e.op('Cast', [v], { to: A.int(dtypeCode('float16')) }, { name: `${v.name}_to_fp16` });
+    c.type = { kind: 'tensor', dtype: 'float16', shape: v.shape ? [...v.shape] : null };
+    casts++;
+    to16.set(v, c);
+    return c;
+  };
+  const cast32 = (v: Value): Value => {
+    let c = to32.get(v);
+    if (c) return c;
+    c = e.op('Cast', [v], { to: A.int(dtypeCode('float32')) }, { name: `${v.name}_to_fp32` });
+    c.type = { kind: 'tensor', dtype: 'float32', shape: v.shape ? [...v.shape] : null };
+    casts++;
+    to32.set(v, c);
+    return c;
+  };
+  let converted = 0;
+  const kept: Record<string, number> = {};
+  for (const n of [...g.nodes]) {
+    if (n.opType === 'Cast' && n.name.startsWith('fp16/')) continue;
+    const hasFloat = [...n.inputs, ...n.outputs].some((v) => v?.dtype === 'float32' || (v && isHalf.has(v)));
+    if (!hasFloat && !(isOnnxDomain(n) && n.opType === 'Constant')) continue;
+    if (keep(n)) {
+      kept[n.opType] = (kept[n.opType] ?? 0) + 1;
+      n.inputs.forEach((v, i) => {
+        if (v && isHalf.has(v)) n.setInput(i, cast32(v));
+      });
+      continue;
+    }
+    const fixed = (isOnnxDomain(n) && FIXED_FLOAT32_INPUTS[n.opType]) || [];
+    n.inputs.forEach((v, i) => {
+      if (!v) return;
+      if (fixed.includes(i)) {
+        if (isHalf.has(v)) n.setInput(i, cast32(v));
+        return;
+      }
+      if (v.dtype === 'float32' && !isHalf.has(v)) n.setInput(i, cast16(v));
+    });
+    if (n.opType === 'Cast' && n.attrInt('to') === dtypeCode('float32'))
+      n.setAttr('to', A.int(dtypeCode('float16')));
+    if (n.opType === 'ConstantOfShape') {
+      const t = n.attrTensor('value');
+      if (t?.dtype === 'float32') n.setAttr('value', A.tensor(halfTensor(t, t.name).t));
+    }
+    if (n.opType === 'Constant') {
+      const t = constantNodeTensor(n);
+      if (t?.dtype === 'float32') {
+        for (const k of ['value', 'value_float', 'value_floats']) n.setAttr(k, undefined);
+        n.setAttr('value', A.tensor(halfTensor(t, t.name).t));
+      }
+    }
+    for (const o of n.outputs)
+      if (o?.dtype === 'float32') {
+        o.type = { kind: 'tensor', dtype: 'float16', shape: o.shape ? [...o.shape] : null };
+        isHalf.add(o);
+      }
+    converted++;
+  }
+  // outputs stay float32: a Cast takes over each half output's name
+  g.outputs = g.outputs.map((o) => {
+    if (!isHalf.has(o)) return o;
+    const name = o.name;
+    o.name = g.uniqueName(`${name}_fp16`);
+    const c = cast32(o);
+    c.name = name;
+    return c;
+  });
+  g.toposort();
+  g.removeUnused();
+  notes.push(
+    `Converted ${converted} node(s) to float16; kept float32: ${
+      Object.entries(kept)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ') || 'none'
+    }; ${casts} Cast(s) added`,
+  );
+  if (clippedTotal)
+    notes.push(`${clippedTotal} constant value(s) beyond ±${HALF_MAX} were clipped to the float16 range`);
+  return { model: m, converted, kept, casts, notes };
+}
+
+/** `convert-fp16` as a pass. */
+export const fp16Pass = definePass<Fp16Options>(
+  'convert-fp16',
+  'Float16 weights and compute, float32 model inputs/outputs',
+  (model, options) => {
+    const r = convertFp16(model, options);
+    model.graph = r.model.graph;
+    return { changed: r.converted > 0, notes: r.notes, counts: { 'convert-fp16': r.converted } };
+  },
+  {},
+);

@@ -1,0 +1,53 @@
+// Include / exclude lists by node name and op type (`--include`, `--exclude`). An entry is a node name or an op
+// type; `op:Conv` and `node:conv1` say which when a name and an op type could be confused.
+import { InputError } from '../../errors.js';
+import type { Model, Node } from '../../ir/index.js';
+
+export interface NodeFilter {
+  /** When given, only nodes matching one of these entries are quantized. */
+  include?: readonly string[];
+  /** Nodes matching one of these entries stay float. */
+  exclude?: readonly string[];
+}
+
+function matches(entry: string, n: Node, names: ReadonlySet<string>): boolean {
+  if (entry.startsWith('op:')) return n.opType === entry.slice(3);
+  if (entry.startsWith('node:')) return n.label === entry.slice(5);
+  if (names.has(entry)) return n.label === entry;
+  return n.opType === entry;
+}
+
+/** Throw an InputError for entries that match no node of the main graph (typos would otherwise pass silently). */
+export function checkFilter(model: Model, filter: NodeFilter): void {
+  const names = new Set(model.graph.nodes.map((n) => n.label));
+  for (const [flag, list] of [
+    ['include', filter.include],
+    ['exclude', filter.exclude],
+  ] as const)
+    for (const e of list ?? []) {
+      if (!model.graph.nodes.some((n) => matches(e, n, names)))
+        throw new InputError(
+          'quant-filter',
+          `--${flag} entry "${e}" matches no node name or op type of the model (use op:<OpType> or node:<name> to be explicit)`,
+          { value: e },
+        );
+    }
+}
+
+/** Whether the filter lets `n` be quantized. */
+export function allowed(n: Node, filter: NodeFilter, model: Model): boolean {
+  const names = new Set(model.graph.nodes.map((x) => x.label));
+  if (filter.include?.length && !filter.include.some((e) => matches(e, n, names))) return false;
+  if (filter.exclude?.some((e) => matches(e, n, names))) return false;
+  return true;
+}
+
+/** A filter test bound to one model (names computed once). */
+export function filterFor(model: Model, filter: NodeFilter): (n: Node) => boolean {
+  const names = new Set(model.graph.nodes.map((x) => x.label));
+  return (n) => {
+    if (filter.include?.length && !filter.include.some((e) => matches(e, n, names))) return false;
+    if (filter.exclude?.some((e) => matches(e, n, names))) return false;
+    return true;
+  };
+}
