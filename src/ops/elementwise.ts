@@ -547,7 +547,11 @@ function unaryGrad(t: string): GradRule | undefined {
     case 'Sign': // piecewise constant: zero gradient
       return unary(() => null);
     case 'Relu':
-      return unary((e, x, y, d, dt) => e.mul(d, maskOf(e, e.op('Greater', [x, e.scalar(0, dt)]), dt)));
+      // the mask from the output (y > 0 ⇔ x > 0), so x need not stay alive or be laid out for the backward (in
+      // cnn-s's step the pooled x was reordered out of ORT's NCHWc layout only for this mask). Greater → Cast → Mul
+      // is faster in ORT than Where(y > 0, d, 0) (scalar-branch Where: 0.95 vs 0.60 ms on [64,32,28,28], 1
+      // thread) or d·Sign(y) (Sign is not vectorised: 1.19 ms)
+      return unary((e, x, y, d, dt) => e.mul(d, maskOf(e, e.op('Greater', [y, e.scalar(0, dt)]), dt)));
     case 'LeakyRelu':
       return unary((e, x, y, d, dt, n) => {
         const alpha = n.attrFloat('alpha', 0.01);

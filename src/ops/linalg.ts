@@ -251,7 +251,21 @@ function matmulGrad(node: Node, g: GradCtx): (Value | null)[] {
     if (as.length === 1) ga = e.reshape(ga, [-1]);
     out[0] = ga;
   }
-  if (g.needsGrad(1)) {
+  const K = b2s[0];
+  const Nb = b2s[1];
+  if (
+    g.needsGrad(1) &&
+    b2s.length === 2 &&
+    a2s.length > 2 &&
+    typeof K === 'number' &&
+    typeof Nb === 'number'
+  ) {
+    // 2-D B under a batched A (a Linear layer on [batch…, M, K] activations): dB = Σ_batch Aᵀ·dY is ONE Gemm over
+    // the rows of every batch, [batch·M, K]ᵀ·[batch·M, N], instead of a batched MatMul and a ReduceSum over batch
+    let gb = e.op('Gemm', [e.reshape(a2, [-1, K]), e.reshape(dy2, [-1, Nb])], { transA: A.int(1) });
+    if (bs.length === 1) gb = e.reshape(gb, [-1]);
+    out[1] = gb;
+  } else if (g.needsGrad(1)) {
     // [batch…, K, N]
     const full = e.op('MatMul', [swapLast2(e, a2, a2s.length), dy2]);
     let gb = reduceTo(g, full, [...batch, b2s[b2s.length - 2]!, y2s[r - 1]!], b2s);

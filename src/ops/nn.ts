@@ -1,5 +1,5 @@
 // Neural-network ops: convolutions, pools, normalizations and recurrent layers.
-import type { DType, Dim, Emitter, Node, TensorType, Value } from '../ir/index.js';
+import type { Attr, DType, Dim, Emitter, Node, TensorType, Value } from '../ir/index.js';
 import { A, dtypeFromCode, Tensor } from '../ir/index.js';
 import { type GradCtx, type InferCtx, register } from './registry.js';
 import { dimAdd, dimDivExact, dimMul, dimSub, formatDims } from './sym.js';
@@ -100,6 +100,38 @@ register({
   domain: 'com.microsoft',
   sinceVersion: [1],
   sameDtype: 'all',
+  infer: (node, ctx) => {
+    const x = ctx.inputType(0);
+    return [tt(x.dtype, convShape(node, ctx, x, ctx.inputType(1), ctx.optInputType(2)))];
+  },
+});
+
+// ORT's internal NCHWc layout ops (domain com.microsoft.nchwc): the gradient rules and src/train/step.ts emit them
+// for convolutions whose weights are graph values (ORT's own NCHWc rewrite only takes constant weights).
+export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+register({
+  type: 'ReorderInput',
+  domain: NCHWC_DOMAIN,
+  sinceVersion: [1],
+  infer: (node, ctx) => {
+    const x = ctx.inputType(0);
+    return [tt(x.dtype, x.shape ? [...x.shape] : null)];
+  },
+});
+register({
+  type: 'ReorderOutput',
+  domain: NCHWC_DOMAIN,
+  sinceVersion: [1],
+  infer: (node, ctx) => {
+    const x = ctx.inputType(0);
+    const c = node.attrInt('channels');
+    return [tt(x.dtype, x.shape ? [x.shape[0]!, c ?? null, ...x.shape.slice(2)] : null)];
+  },
+});
+register({
+  type: 'Conv',
+  domain: NCHWC_DOMAIN,
+  sinceVersion: [1],
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     return [tt(x.dtype, convShape(node, ctx, x, ctx.inputType(1), ctx.optInputType(2)))];
@@ -526,6 +558,45 @@ function kernelWindows(e: Emitter, xp: Value, xpSizes: number[], geo: ConvGeo, o
   return out;
 }
 
+/**
+ * NCHWc block size of the ONNX Runtime that will run the graph (16 with AVX-512, 8 with AVX2), or 0: then no NCHWc
+ * op is emitted. src/train/step.ts sets it (from `nchwcBlockSize()` in src/runtime) while it builds a train step
+ * run in this process: the layout is machine-specific, so a graph built with it must not be saved for elsewhere.
+ */
+export const nchwcOptions = { block: 0 };
+
+/** True when a 2-D, group-1 conv from `cin` to `cout` channels can run as an NCHWc Conv at `nchwcOptions.block`. */
+export function nchwcFits(cin: number, cout: number, spatial: number, group: number): boolean {
+  const B = nchwcOptions.block;
+  return B > 0 && spatial === 2 && group === 1 && cin % B === 0 && cout % B === 0;
+}
+
+/**
+ * Conv(x, w[, bias]) (2-D, group 1, channels multiples of the block) through ORT's NCHWc kernels, which ORT itself
+ * uses only for constant weights: ReorderInput(x) → nchwc Conv with w reordered in the graph to the blocked
+ * OIHWBiBo layout (w[ob·B+bo, ib·B+bi, h, w] at [ob, ib, h, w, bi, bo]) → ReorderOutput. On cnn-s's conv2
+ * shapes it is ~30 % faster than the plain Conv with weights as inputs (BENCHMARKS.md "Train step performance").
+ */
+export function nchwcConv(
+  e: Emitter,
+  x: Value,
+  w: Value,
+  bias: Value | null,
+  cin: number,
+  cout: number,
+  kernel: number[],
+  attrs: Record<string, Attr | undefined>,
+): Value {
+  const B = nchwcOptions.block;
+  const blocked = e.reshape(
+    e.transpose(e.reshape(w, [cout / B, B, cin / B, B, ...kernel]), [0, 2, 4, 5, 3, 1]),
+    [cout, cin, ...kernel],
+  );
+  const xi = e.op('ReorderInput', [x], {}, { domain: NCHWC_DOMAIN });
+  const yc = e.op('Conv', bias ? [xi, blocked, bias] : [xi, blocked], attrs, { domain: NCHWC_DOMAIN });
+  return e.op('ReorderOutput', [yc], { channels: A.int(cout) }, { domain: NCHWC_DOMAIN });
+}
+
 /** How the weight gradient of a Conv is formed (see bench/grad_conv.ts for the measurements behind 'auto'). */
 export type ConvWeightGradForm = 'auto' | 'cols-batched' | 'cols-gemm' | 'offset-gemms' | 'batch-conv';
 /** How the input gradient of a Conv is formed. */
@@ -718,7 +789,8 @@ function convInputGrad(
   // measured with weights as graph inputs (as in a train step, so no NCHWc kernels): the flipped Conv wins when
   // the conv does not expand the channels (its GEMM then has ≥ as many rows as the forward's), ConvTranspose
   // otherwise (1 thread, ConvTranspose vs flipped: 32→64 on 14×14 3.7 vs 4.4 ms, 64→32 4.8 vs 3.3 ms; BENCHMARKS.md)
-  if (form === 'auto') form = C / G >= M / G ? 'flipped-conv' : 'conv-transpose';
+  // with NCHWc kernels available the flipped Conv runs on them and beats ConvTranspose at every measured shape
+  if (form === 'auto') form = C / G >= M / G || nchwcFits(M, C, sp, G) ? 'flipped-conv' : 'conv-transpose';
   if (canFlip && form === 'flipped-conv') {
     const Cg = C / G;
     const Mg = M / G;
@@ -739,6 +811,14 @@ function convInputGrad(
       e.ints(axes),
       e.ints(axes.map(() => -1)),
     ]);
+    if (nchwcFits(M, C, sp, G))
+      return nchwcConv(e, gout, flipped, null, M, C, geo.kernel, {
+        dilations: A.ints(geo.dilations),
+        pads: A.ints(flipPads),
+        strides: A.ints(geo.strides),
+        kernel_shape: A.ints(geo.kernel),
+        group: A.int(1),
+      });
     return e.op('Conv', [gout, flipped], {
       group: A.int(G),
       dilations: A.ints(geo.dilations),
@@ -768,8 +848,31 @@ function transposeBack(e: Emitter, gout: Value, w: Value, S: number[], O: number
   });
 }
 
-function biasGrad(g: GradCtx, gout: Value, rank: number): Value {
-  return g.e.reduceSum(gout, [0, ...range(2, rank)], false);
+/**
+ * Σ of `v` [N, C, spatial…] over every axis but the channels, as [C] (or [1, C, 1, …] with `keepdims`). With known
+ * C and spatial dims it reduces in two steps, each over the innermost axis of a 2-D view (rows of the spatial plane,
+ * then the batch; `s` is v's shape, that of a forward value): ORT's ReduceSum over axes [0, 2, 3] at once is ~3× slower (0.46 vs 0.16 ms on [64,32,28,28],
+ * 1 thread; BENCHMARKS.md "Train step performance").
+ */
+function channelSum(g: GradCtx, v: Value, s: readonly Dim[], keepdims: boolean): Value {
+  const e = g.e;
+  const r = s.length;
+  const C = s[1];
+  const spatial = s.slice(2);
+  if (typeof C !== 'number' || !spatial.every((d): d is number => typeof d === 'number'))
+    return keepdims ? e.reduceSum(v, [0, ...range(2, r)], true) : e.reduceSum(v, [0, ...range(2, r)], false);
+  const P = prod(spatial as number[]);
+  const perRow =
+    P === 1 ? e.reshape(v, [-1, C]) : e.reshape(e.reduceSum(e.reshape(v, [-1, P]), [1], false), [-1, C]);
+  const sum = e.reduceSum(perRow, [0], false); // [C]
+  return keepdims ? e.reshape(sum, [1, C, ...new Array<number>(r - 2).fill(1)]) : sum;
+}
+
+/** Σ of the output gradient over all axes but the channels; `ys` is the shape of the forward output. */
+function biasGrad(g: GradCtx, gout: Value, ys: readonly Dim[]): Value {
+  return ys.length >= 3
+    ? channelSum(g, gout, ys, false)
+    : g.e.reduceSum(gout, [0, ...range(2, ys.length)], false);
 }
 
 function convGrad(node: Node, g: GradCtx): (Value | null)[] {
@@ -784,7 +887,7 @@ function convGrad(node: Node, g: GradCtx): (Value | null)[] {
   return [
     g.needsGrad(0) ? convInputGrad(g, dy, w, xs, ys, geo) : null,
     g.needsGrad(1) ? convWeightGrad(g, x, dy, xs, ys, geo) : null,
-    node.inputs[2] && g.needsGrad(2) ? biasGrad(g, dy, ys.length) : null,
+    node.inputs[2] && g.needsGrad(2) ? biasGrad(g, dy, ys) : null,
   ];
 }
 
@@ -827,7 +930,7 @@ function convTransposeGrad(node: Node, g: GradCtx): (Value | null)[] {
   return [
     g.needsGrad(0) ? g.e.op('Conv', [dy, w], common) : null,
     g.needsGrad(1) ? convWeightGrad(g, dy, x, ys, xs, geo) : null,
-    node.inputs[2] && g.needsGrad(2) ? biasGrad(g, dy, ys.length) : null,
+    node.inputs[2] && g.needsGrad(2) ? biasGrad(g, dy, ys) : null,
   ];
 }
 
@@ -1036,7 +1139,7 @@ function batchNormGrad(node: Node, g: GradCtx): (Value | null)[] {
   const dt = g.dtypeOf(x);
   const eps = node.attrFloat('epsilon', 1e-5);
   const scaleB = perChannel(e, node.input(1), r);
-  const sumDy = e.reduceSum(dy, axes, true);
+  const sumDy = r >= 3 ? channelSum(g, dy, xs, true) : e.reduceSum(dy, axes, true);
   const out: (Value | null)[] = [null, null, null, null, null];
   if (g.needsGrad(2)) out[2] = e.reshape(sumDy, [-1]);
 
@@ -1069,10 +1172,17 @@ function batchNormGrad(node: Node, g: GradCtx): (Value | null)[] {
     return g.dtypeOf(node.output(i)) === dt ? v : e.cast(v, dt);
   };
   const mean = direct ? stat(1) : e.reduceMean(x, axes, true);
-  const xc = e.sub(x, mean);
-  const variance = direct ? stat(2) : e.reduceMean(e.mul(xc, xc), axes, true);
+  // with the statistics read from the node, the centred input xc = X − μ is never formed (one full-size pass
+  // fewer): Σ dY·xc = Σ dY·X − μ·Σ dY, and b·xc in dX below becomes b·X with −b·μ folded into the per-channel c
+  const fold = direct && r >= 3;
+  const xc = fold ? null : e.sub(x, mean);
+  const variance = direct ? stat(2) : e.reduceMean(e.mul(xc!, xc!), axes, true);
   const inv = e.op('Reciprocal', [e.op('Sqrt', [e.add(variance, e.scalar(eps, dt))])]);
-  const sumDyXc = e.reduceSum(e.mul(dy, xc), axes, true); // Σ dY·x̂ = inv · Σ dY·xc
+  const sumDyXc = fold
+    ? e.sub(channelSum(g, e.mul(dy, x), xs, true), e.mul(mean, sumDy))
+    : r >= 3
+      ? channelSum(g, e.mul(dy, xc!), xs, true)
+      : e.reduceSum(e.mul(dy, xc!), axes, true); // Σ dY·x̂ = inv·Σ dY·xc
   if (g.needsGrad(1)) out[1] = e.reshape(e.mul(sumDyXc, inv), [-1]);
   if (g.needsGrad(0)) {
     // dX = (a·dY + c) + b·xc with a = scale·inv, b = −a·inv²·Σ(dY·xc)/M, c = −a·Σ(dY)/M (per channel);
@@ -1080,10 +1190,11 @@ function batchNormGrad(node: Node, g: GradCtx): (Value | null)[] {
     const a = e.mul(scaleB, inv);
     const aM = e.div(a, countOf(g, x, axes));
     const b = e.neg(e.mul(e.mul(aM, e.mul(inv, inv)), sumDyXc));
-    const c = e.neg(e.mul(aM, sumDy));
+    const c0 = e.neg(e.mul(aM, sumDy));
+    const c = fold ? e.sub(c0, e.mul(b, mean)) : c0;
     out[0] = e.add(
       channelAffine(e, dy, e.reshape(a, [-1]), e.reshape(c, [-1]), xs[1] as number, dt),
-      e.mul(xc, b),
+      e.mul(fold ? x : xc!, b),
     );
   }
   return out;
@@ -1167,6 +1278,6 @@ function instanceNormGrad(node: Node, g: GradCtx): (Value | null)[] {
   const out: (Value | null)[] = [null, null, null];
   if (g.needsGrad(0)) out[0] = normInputGrad(e, e.mul(dy, perChannel(e, node.input(1), r)), xhat, inv, sAxes);
   if (g.needsGrad(1)) out[1] = e.reduceSum(e.mul(dy, xhat), [0, ...sAxes], false);
-  if (g.needsGrad(2)) out[2] = biasGrad(g, dy, r);
+  if (g.needsGrad(2)) out[2] = biasGrad(g, dy, xs);
   return out;
 }

@@ -3,7 +3,8 @@
 import * as ort from 'onnxruntime-node';
 import { EdgefitError, ShapeError, UnsupportedError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
-import type { Model, Value } from '../ir/graph.js';
+import { Graph, Model, type Value } from '../ir/graph.js';
+import { tensorType } from '../ir/index.js';
 import type { TypedArray } from '../ir/tensor.js';
 import { encodeModel } from '../onnx/encode.js';
 
@@ -216,3 +217,36 @@ export async function runModel(
 }
 
 export const ortVersion: string = (ort.env as { versions?: { common?: string } }).versions?.common ?? 'unknown';
+
+let nchwcProbe: Promise<number> | undefined;
+
+/**
+ * The NCHWc block size of this ONNX Runtime build (16 with AVX-512, 8 with AVX2; 0 when it has none or this is not
+ * x64): the channel block of ORT's internal `com.microsoft.nchwc` ops, read from the shape ReorderInput gives four
+ * channels (the fewest it takes; padded up to a whole block). Cached per process.
+ */
+export function nchwcBlockSize(): Promise<number> {
+  nchwcProbe ??= (async () => {
+    if (process.arch !== 'x64') return 0;
+    const g = new Graph('nchwc_probe');
+    const x = g.addInput('x', tensorType('float32', [1, 4, 1, 1]));
+    const n = g.addNode({ opType: 'ReorderInput', domain: 'com.microsoft.nchwc', name: 'r', inputs: [x], outputs: ['y'] });
+    g.outputs = [n.output(0)];
+    const m = new Model(g);
+    m.opsetImports.set('', 17);
+    m.opsetImports.set('com.microsoft.nchwc', 1);
+    try {
+      const s = await ort.InferenceSession.create(encodeModel(m), { logSeverityLevel: 4, graphOptimizationLevel: 'disabled' });
+      try {
+        const out = await s.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) });
+        const b = out.y?.dims[1] ?? 0;
+        return b === 8 || b === 16 ? b : 0;
+      } finally {
+        await s.release();
+      }
+    } catch {
+      return 0;
+    }
+  })();
+  return nchwcProbe;
+}

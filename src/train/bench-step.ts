@@ -3,7 +3,9 @@
 // [--batch 64] [--reps 50] [--layout flat|per-param] [--profile <prefix>] [--forward]`. Prints one SPEC JSON line
 // {"bench":"train-step",…,"median_ms"} on stdout. SPEC's optimizers: SGD lr 0.05 momentum 0.9 for mlp and cnn-s,
 // AdamW lr 1e-3 weight decay 0.01 for vit-t; cross-entropy. Synthetic pixels and labels (timing does not depend on
-// the values). `--forward` times the inference graph instead, for the "step ≈ 3× forward" comparison.
+// the values). `--forward` times the inference graph instead, for the "step ≈ 3× forward" comparison. `--cpu` adds
+// "cpu_ms", the median process CPU time per run (user + system, all threads): on a loaded machine the 1-thread CPU
+// time is the stable figure (BENCHMARKS.md "Train step performance").
 import { parseArgs } from 'node:util';
 import { mulberry32 } from '../data/index.js';
 import { buildModel } from '../models/index.js';
@@ -21,6 +23,7 @@ const { values, positionals } = parseArgs({
     layout: { type: 'string', default: 'flat' },
     profile: { type: 'string' },
     forward: { type: 'boolean', default: false },
+    cpu: { type: 'boolean', default: false },
   },
 });
 const name = positionals[0] ?? 'cnn-s';
@@ -38,14 +41,22 @@ const b = {
 const model = buildModel(name, { seed: 0 });
 const median = (t: number[]) => [...t].sort((p, q) => p - q)[t.length >> 1]!;
 const times: number[] = [];
+const cpu: number[] = [];
+/** Time one run: wall clock, and process CPU time with --cpu. */
+async function timed(i: number, f: () => Promise<unknown>): Promise<void> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await f();
+  const t = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  if (i < warmup) return;
+  times.push(t);
+  cpu.push((c.user + c.system) / 1000);
+}
 
 if (values.forward) {
   const s = await Session.create(model, { threads, profilePrefix: values.profile });
-  for (let i = 0; i < warmup + reps; i++) {
-    const t0 = performance.now();
-    await s.run({ input: b.x });
-    if (i >= warmup) times.push(performance.now() - t0);
-  }
+  for (let i = 0; i < warmup + reps; i++) await timed(i, () => s.run({ input: b.x }));
   if (values.profile) s.endProfiling();
   await s.release();
 } else {
@@ -60,13 +71,9 @@ if (values.forward) {
     layout: values.layout as 'flat' | 'per-param',
     profilePrefix: values.profile,
   });
-  for (let i = 0; i < warmup + reps; i++) {
-    const t0 = performance.now();
-    await runner.run(b, lr);
-    if (i >= warmup) times.push(performance.now() - t0);
-  }
+  for (let i = 0; i < warmup + reps; i++) await timed(i, () => runner.run(b, lr));
   await runner.release();
 }
 process.stdout.write(
-  `${JSON.stringify({ bench: values.forward ? 'infer' : 'train-step', model: name, batch, threads, layout: values.forward ? undefined : values.layout, median_ms: +median(times).toFixed(3) })}\n`,
+  `${JSON.stringify({ bench: values.forward ? 'infer' : 'train-step', model: name, batch, threads, layout: values.forward ? undefined : values.layout, median_ms: +median(times).toFixed(3), cpu_ms: values.cpu ? +median(cpu).toFixed(3) : undefined })}\n`,
 );

@@ -15,10 +15,11 @@
 // forward + loss + backward returning d(loss)/d(param) for a batch without updating anything (Taylor importance
 // in pruning, gradient checks against PyTorch).
 import { InputError, InternalError, ShapeError, UnsupportedError } from '../errors.js';
-import { Emitter, type Graph, type Model, Tensor, type Value, isFloat, tensorType } from '../ir/index.js';
+import { A, Emitter, type Graph, type Model, Tensor, type Value, isFloat, tensorType } from '../ir/index.js';
 import { buildGradients } from '../autodiff/grad.js';
 import { inferShapes } from '../ops/infer.js';
-import { type HostTensor, Session, type OptimizationLevel } from '../runtime/index.js';
+import { NCHWC_DOMAIN, nchwcConv, nchwcFits, nchwcOptions } from '../ops/nn.js';
+import { type HostTensor, Session, type OptimizationLevel, nchwcBlockSize } from '../runtime/index.js';
 import { LOSS_INPUT_NAMES, addLoss } from './losses.js';
 import { type BnStat, toTrainingMode } from './mode.js';
 import {
@@ -55,6 +56,12 @@ export interface TrainStepTuning {
   dynamicBatch?: boolean;
   /** Batch sizes whose sessions are built by `createTrainStep` already (default: none; built on first use). */
   batchSizes?: readonly number[];
+  /**
+   * Run 2-D convolutions (forward and input gradient) on ORT's NCHWc kernels with this channel block (see
+   * `nchwcConv` in src/ops/nn.ts). `createTrainStep` sets it from the ORT build in this process unless it is 0;
+   * a graph built with it is specific to that block size (0, the default for `buildTrainGraph`: plain Convs).
+   */
+  nchwcBlock?: number;
 }
 
 /** Graph input / output names of the train-step graph. */
@@ -175,6 +182,7 @@ function prepare(model: Model, o: PrepareOptions): Prepared {
 
   // only the model's own initializers are parameters (not constants the loss or training mode add)
   const own = new Set(g.initializers.keys());
+  poolBeforeRelu(m);
   inferShapes(m); // training mode reads input ranks and shapes
   const stats = o.training ? toTrainingMode(m, { seed: o.seed }).stats : [];
   inferShapes(m);
@@ -205,6 +213,72 @@ function prepare(model: Model, o: PrepareOptions): Prepared {
     params.push(v);
   }
   return { model: m, input, logits, loss: lg.loss, labels: lg.inputs.labels, extra, params, stats };
+}
+
+/**
+ * Relu → MaxPool becomes MaxPool → Relu (the same values: Relu is monotone, so it commutes with a max over any
+ * window). The Relu and its gradient then run on the pooled tensor (¼ of the elements for 2×2 pools), and the
+ * MaxPool gradient's mask compares with the pre-Relu input. The gradient is the same: where a window's maximum is
+ * > 0 it flows to the same elements, and where it is ≤ 0 both forms give 0. Only when the Relu feeds nothing else
+ * and the pool's Indices output is unused (its tie-breaking among zeros would differ).
+ */
+function poolBeforeRelu(m: Model): void {
+  const g = m.graph;
+  const std = (d: string) => d === '' || d === 'ai.onnx';
+  let changed = false;
+  for (const r of [...g.nodes]) {
+    if (r.opType !== 'Relu' || !std(r.domain)) continue;
+    const out = r.outputs[0];
+    if (!out || out.isGraphOutput || out.uses.length !== 1) continue;
+    const { node: p, index } = out.uses[0]!;
+    if (p.opType !== 'MaxPool' || !std(p.domain) || index !== 0 || p.graph !== g) continue;
+    if (p.outputs.slice(1).some((o) => o && !o.isUnused)) continue;
+    const pooled = p.outputs[0];
+    if (!pooled) continue;
+    p.setInput(0, r.input(0));
+    const name = r.label;
+    g.removeNode(r, true);
+    const relu = new Emitter(g, { opset: m.opset('') ?? 17 }).op('Relu', [pooled], {}, { name });
+    pooled.replaceAllUsesWith(relu, relu.producer!);
+    changed = true;
+  }
+  if (changed) g.toposort();
+}
+
+/**
+ * Forward 2-D group-1 Convs whose channel counts are multiples of `block` become NCHWc Convs (ORT only does this
+ * itself for constant weights; here the weights are graph inputs). Runs after autodiff: the gradient nodes read
+ * the Conv's input, weights and output value, which stay the same values. Convs producing a value in `keep` (the
+ * logits) or a graph output are left alone.
+ */
+function forwardConvsToNchwc(m: Model, block: number, keep: ReadonlySet<Value>): void {
+  const g = m.graph;
+  const saved = nchwcOptions.block;
+  nchwcOptions.block = block;
+  try {
+    for (const n of [...g.nodes]) {
+      if (n.opType !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+      const ws = n.input(1).shape;
+      const xs = n.input(0).shape;
+      if (!ws || ws.length !== 4 || !ws.every((d): d is number => typeof d === 'number')) continue;
+      if (!xs || xs.length !== 4 || n.input(0).dtype !== 'float32') continue;
+      if (n.attrString('auto_pad', 'NOTSET') !== 'NOTSET') continue;
+      const [M, C, kh, kw] = ws as [number, number, number, number];
+      if (!nchwcFits(C, M, 2, n.attrInt('group', 1))) continue;
+      const y = n.output(0);
+      if (keep.has(y) || y.isGraphOutput) continue; // a value the caller holds on to (the logits) stays
+      const e = new Emitter(g, { opset: m.opset('') ?? 17, prefix: n.label });
+      const attrs = Object.fromEntries(n.attrs);
+      attrs.kernel_shape = A.ints([kh, kw]);
+      const out = nchwcConv(e, n.input(0), n.input(1), n.inputs[2] ?? null, C, M, [kh, kw], attrs);
+      y.replaceAllUsesWith(out);
+      g.removeNode(n, true);
+      out.type = y.type;
+    }
+  } finally {
+    nchwcOptions.block = saved;
+  }
+  if (g.nodes.some((n) => n.domain === NCHWC_DOMAIN)) m.opsetImports.set(NCHWC_DOMAIN, 1);
 }
 
 /** Turn an initializer into a graph input of the same name and type (its data is fed per run). */
@@ -273,7 +347,17 @@ export function buildTrainGraph(
   const m = p.model;
   const g = m.graph;
   const opset = m.opset('') ?? 17;
-  const { grads, unreached } = buildGradients(m, p.loss, p.params);
+  const block = opts.nchwcBlock ?? 0;
+  const saved = nchwcOptions.block;
+  nchwcOptions.block = block;
+  let built: ReturnType<typeof buildGradients>;
+  try {
+    built = buildGradients(m, p.loss, p.params);
+  } finally {
+    nchwcOptions.block = saved;
+  }
+  const { grads, unreached } = built;
+  if (block) forwardConvsToNchwc(m, block, new Set([p.logits, p.loss]));
   const dead = new Set(unreached);
   const params = p.params.filter((v) => !dead.has(v));
   if (params.length === 0)
@@ -405,6 +489,7 @@ export async function createTrainStep(
   opts: TrainStepOptions & TrainStepTuning,
 ): Promise<TrainStepRunner> {
   const original = model.clone();
+  if (opts.nchwcBlock === undefined) opts = { ...opts, nchwcBlock: await nchwcBlockSize() };
   const dynamic = opts.dynamicBatch ?? false;
   const first = opts.batchSizes?.[0];
   // the layout (trained parameters, statistics, slots) is the same at every batch size: take it from one graph
