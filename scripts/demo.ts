@@ -29,7 +29,9 @@ const ext = join(out, 'cnn-s.ext.onnx');
 const r = saveModel(loadModel(inline), ext, { externalData: true });
 
 const test = loadDataset('fashion-mnist', 'test');
-step(`evaluating on Fashion-MNIST test (${test.n} images; ${test.dropped.length} malformed source rows dropped)`);
+step(
+  `evaluating on Fashion-MNIST test (${test.n} images; ${test.dropped.length} malformed source rows dropped)`,
+);
 for (const [label, file, bytes] of [
   ['cnn-s fp32 (untrained)', inline, s.bytes],
   ['cnn-s fp32, external data', ext, r.modelBytes + r.dataBytes],

@@ -40,7 +40,6 @@ export interface GradCheckResult {
   backwardNodes: number;
 }
 
-
 export async function gradCheck(model: Model, opts: GradCheckOptions): Promise<GradCheckResult> {
   const eps = opts.eps ?? 1e-3;
   const rtol = opts.rtol ?? 2e-2;
@@ -87,7 +86,11 @@ export async function gradCheck(model: Model, opts: GradCheckOptions): Promise<G
     if (!shape || !shape.every((d): d is number => typeof d === 'number'))
       throw new InternalError('gradcheck', `gradCheck: output "${y.name}" has no static shape`);
     const n = shape.reduce((a, b) => a * b, 1);
-    const R = Tensor.from('float32', shape, Float32Array.from({ length: n }, () => r() * 2 - 1));
+    const R = Tensor.from(
+      'float32',
+      shape,
+      Float32Array.from({ length: n }, () => r() * 2 - 1),
+    );
     terms.push(e.op('ReduceSum', [e.mul(y, e.constant(R, 'R'))], { keepdims: { type: 'int', value: 0 } })); // all axes
   }
   const loss = e.sum(terms);

@@ -14,7 +14,9 @@ function model(detach: boolean) {
   const w = g.addInitializer('w', Tensor.from('float32', [3], [2, -1, 0.5]));
   const e = new Emitter(g, { opset: 17 });
   const sq = e.mul(x, x);
-  const y = e.op('ReduceSum', [e.add(e.mul(x, w), detach ? stopGradient(e, sq) : sq)], { keepdims: { type: 'int', value: 0 } });
+  const y = e.op('ReduceSum', [e.add(e.mul(x, w), detach ? stopGradient(e, sq) : sq)], {
+    keepdims: { type: 'int', value: 0 },
+  });
   g.outputs.push(y);
   const m = new Model(g);
   m.opsetImports.set('', 17);

@@ -3,7 +3,20 @@
 // only the nodes on a path from `wrt` to `loss`, in reverse topological order, sums fan-out, and stops at
 // non-float values. Broadcast reduction is offered to rules as `ctx.unbroadcast`.
 import { UnsupportedError } from '../errors.js';
-import { type Dim, type DType, dtypeByteLength, Emitter, type Graph, type Model, type Node, type Value, isFloat, topoOrder, Tensor, A } from '../ir/index.js';
+import {
+  type Dim,
+  type DType,
+  dtypeByteLength,
+  Emitter,
+  type Graph,
+  type Model,
+  type Node,
+  type Value,
+  isFloat,
+  topoOrder,
+  Tensor,
+  A,
+} from '../ir/index.js';
 import { lookup, type GradCtx } from '../ops/registry.js';
 
 export class UnsupportedGradientError extends UnsupportedError {}
@@ -50,29 +63,43 @@ function isFloatValue(v: Value): boolean {
  * `inferShapes` first): rules read static shapes from them. The new values are not graph outputs; the caller
  * decides what to expose.
  */
-export function buildGradients(model: Model, loss: Value, wrt: readonly Value[], opts: GradientOptions = {}): GradientResult {
+export function buildGradients(
+  model: Model,
+  loss: Value,
+  wrt: readonly Value[],
+  opts: GradientOptions = {},
+): GradientResult {
   const g = model.graph;
   const opset = model.opset('') ?? 17;
   const e = new Emitter(g, { opset, prefix: opts.prefix ?? 'grad' });
   const wrtSet = new Set(wrt);
   if (!loss.dtype || !isFloat(loss.dtype))
-    throw new UnsupportedGradientError('loss-type', `The loss "${loss.name}" has no known float type: run shape inference on the graph with its loss first`, {
-      value: loss.name,
-    });
+    throw new UnsupportedGradientError(
+      'loss-type',
+      `The loss "${loss.name}" has no known float type: run shape inference on the graph with its loss first`,
+      {
+        value: loss.name,
+      },
+    );
 
   // values that depend on some wrt (forward), through float values only
   const order = topoOrder(g);
-  if (order.cycle.length) throw new UnsupportedGradientError('cycle', `Cannot differentiate graph "${g.name}": it has a cycle`, {});
+  if (order.cycle.length)
+    throw new UnsupportedGradientError('cycle', `Cannot differentiate graph "${g.name}": it has a cycle`, {});
   const depends = new Set<Value>(wrt);
   for (const n of order.sorted)
     if (!isStopGradient(n) && n.inputs.some((v) => v && depends.has(v)))
       for (const o of n.outputs) {
         if (!o) continue;
         if (!o.dtype)
-          throw new UnsupportedGradientError('untyped', `Output "${o.name}" of ${n.opType} "${n.label}" has no known type: run shape inference before differentiating`, {
-            node: n.label,
-            value: o.name,
-          });
+          throw new UnsupportedGradientError(
+            'untyped',
+            `Output "${o.name}" of ${n.opType} "${n.label}" has no known type: run shape inference before differentiating`,
+            {
+              node: n.label,
+              value: o.name,
+            },
+          );
         if (isFloatValue(o)) depends.add(o);
       }
   // nodes whose outputs reach the loss (backward)
@@ -147,17 +174,36 @@ function seedFor(loss: Value, e: Emitter): Value {
   const shape = loss.shape;
   const dtype = loss.dtype ?? 'float32';
   if (shape && shape.length === 0) return e.scalar(1, dtype);
-  if (shape && shape.every((d) => d === 1)) return e.constant(Tensor.from(dtype, shape as number[], [1]), 'grad_seed');
-  throw new UnsupportedGradientError('loss-shape', `The loss "${loss.name}" must be a scalar to seed its gradient: its shape is [${shape?.map((d) => d ?? '?')}]`, {
-    value: loss.name,
-  });
+  if (shape && shape.every((d) => d === 1))
+    return e.constant(Tensor.from(dtype, shape as number[], [1]), 'grad_seed');
+  throw new UnsupportedGradientError(
+    'loss-shape',
+    `The loss "${loss.name}" must be a scalar to seed its gradient: its shape is [${shape?.map((d) => d ?? '?')}]`,
+    {
+      value: loss.name,
+    },
+  );
 }
 
 function zerosLike(v: Value, e: Emitter): Value {
   const shape = v.shape;
   if (shape && shape.every((d): d is number => typeof d === 'number'))
-    return e.constant(new Tensor(v.dtype ?? 'float32', shape, new Uint8Array(dtypeByteLength(v.dtype ?? 'float32', shape.reduce((a, b) => a * b, 1)))), `zero_grad`);
-  return e.op('ConstantOfShape', [e.shape(v)], { value: A.tensor(Tensor.from(v.dtype ?? 'float32', [1], [0])) });
+    return e.constant(
+      new Tensor(
+        v.dtype ?? 'float32',
+        shape,
+        new Uint8Array(
+          dtypeByteLength(
+            v.dtype ?? 'float32',
+            shape.reduce((a, b) => a * b, 1),
+          ),
+        ),
+      ),
+      `zero_grad`,
+    );
+  return e.op('ConstantOfShape', [e.shape(v)], {
+    value: A.tensor(Tensor.from(v.dtype ?? 'float32', [1], [0])),
+  });
 }
 
 function makeCtx(
@@ -169,10 +215,14 @@ function makeCtx(
   needs: (i: number) => boolean,
 ): GradCtx {
   const fail = (message: string): never => {
-    throw new UnsupportedGradientError('gradient', `Cannot differentiate ${node.opType} "${node.label}": ${message}`, {
-      node: node.label,
-      opType: node.opType,
-    });
+    throw new UnsupportedGradientError(
+      'gradient',
+      `Cannot differentiate ${node.opType} "${node.label}": ${message}`,
+      {
+        node: node.label,
+        opType: node.opType,
+      },
+    );
   };
   const shapeOf = (v: Value): Dim[] => {
     const s = v.shape;
@@ -200,7 +250,13 @@ function makeCtx(
 }
 
 /** Sum `grad` (of shape `from`) down to shape `to` under ONNX multidirectional broadcasting. */
-export function reduceToShape(e: Emitter, grad: Value, from: readonly Dim[], to: readonly Dim[], fail: (m: string) => never): Value {
+export function reduceToShape(
+  e: Emitter,
+  grad: Value,
+  from: readonly Dim[],
+  to: readonly Dim[],
+  fail: (m: string) => never,
+): Value {
   const lead = from.length - to.length;
   if (lead < 0) fail(`cannot reduce a gradient of rank ${from.length} to rank ${to.length}`);
   const axes: number[] = [];
@@ -209,12 +265,18 @@ export function reduceToShape(e: Emitter, grad: Value, from: readonly Dim[], to:
     const out = from[k + lead]!; // dim of the broadcast result
     const inp = to[k]!; // dim of the input
     if (inp === out) continue; // same number or same symbol
-    if (inp === 1) axes.push(k + lead); // broadcast from 1: sum over it
-    else if (typeof inp === 'number' && typeof out !== 'number') continue; // out must equal inp at run time
+    if (inp === 1)
+      axes.push(k + lead); // broadcast from 1: sum over it
+    else if (typeof inp === 'number' && typeof out !== 'number')
+      continue; // out must equal inp at run time
     else fail(`cannot tell how input dim ${k} (${String(inp)}) broadcasts to ${String(out)}`);
   }
   if (!axes.length) return grad;
   let r = e.reduceSum(grad, axes, true);
-  if (lead > 0) r = e.squeeze(r, axes.filter((a) => a < lead));
+  if (lead > 0)
+    r = e.squeeze(
+      r,
+      axes.filter((a) => a < lead),
+    );
   return r;
 }

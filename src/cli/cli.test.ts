@@ -12,8 +12,16 @@ const BIN = join(REPO_ROOT, 'bin', 'edgefit.mjs');
 const CNN = join(TORCH_FIXTURES, 'cnn-s_op13.onnx');
 
 function edgefit(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) as Record<string, unknown> };
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
+  return {
+    code: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    json: () => JSON.parse(r.stdout) as Record<string, unknown>,
+  };
 }
 
 let dir = '';
@@ -39,7 +47,15 @@ describe('edgefit CLI', () => {
   test('inspect the torch-exported cnn-s: 421,642 parameters, MACs, shapes; params = sum of initializer sizes', () => {
     const r = edgefit('inspect', CNN, '--json');
     assert.equal(r.code, 0, r.stderr);
-    const j = r.json() as { params: number; bytes: number; macs: number; peakActivationBytes: number; inputs: { name: string; shape: unknown[] }[]; outputs: unknown[]; opCounts: Record<string, number> };
+    const j = r.json() as {
+      params: number;
+      bytes: number;
+      macs: number;
+      peakActivationBytes: number;
+      inputs: { name: string; shape: unknown[] }[];
+      outputs: unknown[];
+      opCounts: Record<string, number>;
+    };
     assert.equal(j.params, 421_642);
     const m = loadModel(CNN);
     let sum = 0;
@@ -67,7 +83,10 @@ describe('edgefit CLI', () => {
     const a = await runModel(CNN, io.inputs, { threads: 1 });
     const b = await runModel(out, io.inputs, { threads: 1 });
     assert.ok(bitEqual(a.logits!.data, b.logits!.data));
-    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   test('build + eval: an untrained cnn-s over the 10,000 Fashion-MNIST test images is near chance', () => {
@@ -77,12 +96,18 @@ describe('edgefit CLI', () => {
     assert.equal((b.json() as { params: number }).params, 422_026); // 421,834 trainable + 192 BN running stats
     const r = edgefit('eval', out, '--data', 'fashion-mnist', '--json', '--quiet');
     assert.equal(r.code, 0, r.stderr);
-    const j = r.json() as { accuracy: number; n: number; perClass: { class: number; precision: number; recall: number }[]; dropped: unknown[] };
+    const j = r.json() as {
+      accuracy: number;
+      n: number;
+      perClass: { class: number; precision: number; recall: number }[];
+      dropped: unknown[];
+    };
     assert.equal(j.n, 10_000);
     assert.ok(j.accuracy > 0.02 && j.accuracy < 0.25, `accuracy ${j.accuracy}`);
     assert.equal(j.perClass.length, 10);
     assert.equal(j.dropped.length, 2);
-    for (const c of j.perClass) assert.ok(c.recall >= 0 && c.recall <= 1 && c.precision >= 0 && c.precision <= 1);
+    for (const c of j.perClass)
+      assert.ok(c.recall >= 0 && c.recall <= 1 && c.precision >= 0 && c.precision <= 1);
   });
 
   test('bad input: typed message and exit code 2, no stack, nothing written', () => {

@@ -3,7 +3,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & {
+  description: string;
+  valueName?: string;
+};
 
 export interface Io {
   out: (s: string) => void;
@@ -45,15 +48,21 @@ export function parseCommand(cmd: Command, argv: string[]): Parsed {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: Object.fromEntries(Object.entries(options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o])),
+    options: Object.fromEntries(
+      Object.entries(options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o]),
+    ),
   };
   let parsed;
   try {
     parsed = parseArgs(config);
   } catch (e) {
-    throw new InputError('usage', `${(e as Error).message.replace(/\. To specify.*$/s, '')} (see \`edgefit ${cmd.name} --help\`)`, {
-      value: cmd.name,
-    });
+    throw new InputError(
+      'usage',
+      `${(e as Error).message.replace(/\. To specify.*$/s, '')} (see \`edgefit ${cmd.name} --help\`)`,
+      {
+        value: cmd.name,
+      },
+    );
   }
   const values = parsed.values as Parsed['values'];
   if (!values.help) {
@@ -68,7 +77,11 @@ export function parseCommand(cmd: Command, argv: string[]): Parsed {
         { value: cmd.name },
       );
     if (parsed.positionals.length > cmd.positionals.length)
-      throw new InputError('usage', `edgefit ${cmd.name}: unexpected argument "${parsed.positionals[cmd.positionals.length]}"`, { value: cmd.name });
+      throw new InputError(
+        'usage',
+        `edgefit ${cmd.name}: unexpected argument "${parsed.positionals[cmd.positionals.length]}"`,
+        { value: cmd.name },
+      );
   }
   return { positionals: parsed.positionals, values };
 }
@@ -77,7 +90,8 @@ export function helpText(cmd: Command): string {
   const lines = [`edgefit ${cmd.name} ${cmd.usage}`, '', cmd.summary, ''];
   if (cmd.positionals.length) {
     lines.push('Arguments:');
-    for (const p of cmd.positionals) lines.push(`  ${`<${p.name}>`.padEnd(28)}${p.description}${p.optional ? ' (optional)' : ''}`);
+    for (const p of cmd.positionals)
+      lines.push(`  ${`<${p.name}>`.padEnd(28)}${p.description}${p.optional ? ' (optional)' : ''}`);
     lines.push('');
   }
   lines.push('Options:');
@@ -91,21 +105,37 @@ export function helpText(cmd: Command): string {
 }
 
 /** A positive integer option (or undefined when absent). */
-export function intOption(p: Parsed, name: string, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number | undefined {
+export function intOption(
+  p: Parsed,
+  name: string,
+  { min = 1, max = Number.MAX_SAFE_INTEGER } = {},
+): number | undefined {
   const v = p.values[name];
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== 'string' || !/^-?\d+$/.test(v) || n < min || n > max)
-    throw new InputError('option', `--${name} must be an integer from ${min} to ${max}: current value is "${String(v)}"`, { value: name });
+    throw new InputError(
+      'option',
+      `--${name} must be an integer from ${min} to ${max}: current value is "${String(v)}"`,
+      { value: name },
+    );
   return n;
 }
 
-export function stringOption<T extends string>(p: Parsed, name: string, allowed?: readonly T[]): T | undefined {
+export function stringOption<T extends string>(
+  p: Parsed,
+  name: string,
+  allowed?: readonly T[],
+): T | undefined {
   const v = p.values[name];
   if (v === undefined) return undefined;
   if (typeof v !== 'string') throw new InputError('option', `--${name} takes a value`, { value: name });
   if (allowed && !allowed.includes(v as T))
-    throw new InputError('option', `--${name} must be one of ${allowed.join(', ')}: current value is "${v}"`, { value: name });
+    throw new InputError(
+      'option',
+      `--${name} must be one of ${allowed.join(', ')}: current value is "${v}"`,
+      { value: name },
+    );
   return v as T;
 }
 

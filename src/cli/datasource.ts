@@ -32,7 +32,8 @@ export interface ResolveDataOptions {
 export async function openDataArg(p: Parsed, o: ResolveDataOptions = {}): Promise<DataSource> {
   const flag = o.flag ?? 'data';
   const spec = p.values[flag];
-  if (typeof spec !== 'string' || spec === '') throw new InputError('usage', `--${flag} is required: ${DATA_FORMATS_HELP}`, { value: flag });
+  if (typeof spec !== 'string' || spec === '')
+    throw new InputError('usage', `--${flag} is required: ${DATA_FORMATS_HELP}`, { value: flag });
   const opts: OpenDataOptions = { ...dataOptions(p) };
   if (o.model) opts.model = o.model;
   if (o.split) opts.split = o.split;
@@ -47,8 +48,15 @@ export async function openDataArg(p: Parsed, o: ResolveDataOptions = {}): Promis
  * Prefer openDataArg(), which takes every kind of --data.
  */
 export function resolveData(spec: string | undefined, split: Split, limit?: number): Dataset {
-  if (!spec) throw new InputError('usage', `--data is required: one of ${DATASET_NAMES.join(', ')}`, { value: 'data' });
+  if (!spec)
+    throw new InputError('usage', `--data is required: one of ${DATASET_NAMES.join(', ')}`, {
+      value: 'data',
+    });
   if (!isDatasetName(spec))
-    throw new InputError('unknown-dataset', `Unknown dataset "${spec}": built-in datasets are ${DATASET_NAMES.join(', ')}`, { value: spec });
+    throw new InputError(
+      'unknown-dataset',
+      `Unknown dataset "${spec}": built-in datasets are ${DATASET_NAMES.join(', ')}`,
+      { value: spec },
+    );
   return loadDataset(spec, split, { limit });
 }

@@ -39,9 +39,16 @@ export interface EvalResult {
 }
 
 /** Evaluate a model (IR, ONNX bytes, a path, or an open Session) on labelled data (a DataSource or in memory). */
-export async function evaluate(model: Model | Uint8Array | string | Session, data: EvalData | DataSource, opts: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluate(
+  model: Model | Uint8Array | string | Session,
+  data: EvalData | DataSource,
+  opts: EvalOptions = {},
+): Promise<EvalResult> {
   const own = !(model instanceof Session);
-  const session = model instanceof Session ? model : await Session.create(model, { threads: opts.threads, label: opts.label });
+  const session =
+    model instanceof Session
+      ? model
+      : await Session.create(model, { threads: opts.threads, label: opts.label });
   try {
     return await evaluateSession(session, model instanceof Session ? undefined : model, data, opts);
   } finally {
@@ -62,11 +69,19 @@ async function evaluateSession(
     src = data;
     for (const inp of src.inputs)
       if (!session.inputNames.includes(inp.name))
-        throw new ShapeError('eval-input', `${label} has no input "${inp.name}" (inputs: ${session.inputNames.join(', ')}), which ${src.name} feeds`, { value: inp.name });
+        throw new ShapeError(
+          'eval-input',
+          `${label} has no input "${inp.name}" (inputs: ${session.inputNames.join(', ')}), which ${src.name} feeds`,
+          { value: inp.name },
+        );
   } else {
     const inputName = opts.inputName ?? session.inputNames[0]!;
     if (!session.inputNames.includes(inputName))
-      throw new ShapeError('eval-input', `${label} has no input "${inputName}" (inputs: ${session.inputNames.join(', ')})`, { value: inputName });
+      throw new ShapeError(
+        'eval-input',
+        `${label} has no input "${inputName}" (inputs: ${session.inputNames.join(', ')})`,
+        { value: inputName },
+      );
     // the declared input shape decides the feed layout (NCHW as is, or flattened rows)
     const declared = graph?.inputs.find((v) => v.name === inputName)?.shape;
     const rowSize = data.inputShape.reduce((a, b) => a * b, 1);
@@ -96,10 +111,16 @@ async function evaluateSession(
     });
   }
   if (!src.labeled)
-    throw new InputError('needs-labels', `evaluation needs labelled data, and ${src.name} has no labels`, { file: src.name });
+    throw new InputError('needs-labels', `evaluation needs labelled data, and ${src.name} has no labels`, {
+      file: src.name,
+    });
   const outputName = opts.outputName ?? session.outputNames[0]!;
   if (!session.outputNames.includes(outputName))
-    throw new ShapeError('eval-output', `${label} has no output "${outputName}" (outputs: ${session.outputNames.join(', ')})`, { value: outputName });
+    throw new ShapeError(
+      'eval-output',
+      `${label} has no output "${outputName}" (outputs: ${session.outputNames.join(', ')})`,
+      { value: outputName },
+    );
   const dataName = src.name;
   const numClasses = src.numClasses ?? 0;
 
@@ -117,7 +138,9 @@ async function evaluateSession(
     if (fixedBatch !== undefined && k < fixedBatch) {
       feeds = {};
       for (const [name, t] of Object.entries(b.feeds)) {
-        const padded = new (t.data.constructor as new (n: number) => TypedArray)((t.data.length / k) * fixedBatch);
+        const padded = new (t.data.constructor as new (n: number) => TypedArray)(
+          (t.data.length / k) * fixedBatch,
+        );
         (padded as Float32Array).set(t.data as Float32Array);
         feeds[name] = { dtype: t.dtype, dims: [fixedBatch, ...t.dims.slice(1)], data: padded };
       }
@@ -126,7 +149,11 @@ async function evaluateSession(
     const out = await session.run(feeds, [outputName]);
     const logits = out[outputName]!;
     if (logits.dtype !== 'float32' && logits.dtype !== 'float64')
-      throw new ShapeError('eval-output', `${label} output "${outputName}" is ${logits.dtype}, not float scores`, { value: outputName });
+      throw new ShapeError(
+        'eval-output',
+        `${label} output "${outputName}" is ${logits.dtype}, not float scores`,
+        { value: outputName },
+      );
     const c = logits.dims[logits.dims.length - 1]!;
     if (logits.dims.length !== 2 || logits.dims[0] !== k || c < numClasses)
       throw new ShapeError(
@@ -144,9 +171,13 @@ async function evaluateSession(
       for (let j = 0; j < c; j++) {
         const v = s[i * c + j]!;
         if (Number.isNaN(v))
-          throw new DataError('nan-output', `${label} output "${outputName}" is NaN for row ${b.indices[i]} of ${dataName}`, {
-            value: outputName,
-          });
+          throw new DataError(
+            'nan-output',
+            `${label} output "${outputName}" is NaN for row ${b.indices[i]} of ${dataName}`,
+            {
+              value: outputName,
+            },
+          );
         if (v > bv) {
           bv = v;
           best = j;
@@ -154,9 +185,13 @@ async function evaluateSession(
       }
       const truth = Number(y[i]!);
       if (truth < 0 || truth >= numClasses)
-        throw new DataError('label-range', `Label ${truth} of row ${b.indices[i]} of ${dataName} is outside 0..${numClasses - 1}`, {
-          value: 'label',
-        });
+        throw new DataError(
+          'label-range',
+          `Label ${truth} of row ${b.indices[i]} of ${dataName} is outside 0..${numClasses - 1}`,
+          {
+            value: 'label',
+          },
+        );
       conf.add(truth, best);
     }
     done += b.n;

@@ -36,7 +36,9 @@ export class Confusion {
     return n ? this.correct / n : 0;
   }
   matrix(): number[][] {
-    return Array.from({ length: this.k }, (_, i) => Array.from(this.counts.subarray(i * this.k, (i + 1) * this.k)));
+    return Array.from({ length: this.k }, (_, i) =>
+      Array.from(this.counts.subarray(i * this.k, (i + 1) * this.k)),
+    );
   }
   /** Precision, recall and F1 per class; 0 where undefined (no predictions or no rows of that class). */
   perClass(names?: readonly string[]): ClassMetrics[] {

@@ -56,13 +56,21 @@ export class Emitter {
     const name = this.name(opts.name ?? opType);
     const n = opts.outputs ?? 1;
     const outputs = Array.from({ length: n }, (_, i) => (n === 1 ? name : `${name}:${i}`));
-    const node = this.graph.addNode({ opType, domain: opts.domain ?? '', name, inputs, outputs, attrs }, this.insertAt?.());
+    const node = this.graph.addNode(
+      { opType, domain: opts.domain ?? '', name, inputs, outputs, attrs },
+      this.insertAt?.(),
+    );
     this.emitted.push(node);
     return node;
   }
 
   /** Emit one node and return its first output. */
-  op(opType: string, inputs: (Value | null)[], attrs: Record<string, Attr | undefined> = {}, opts: { domain?: string; name?: string } = {}): Value {
+  op(
+    opType: string,
+    inputs: (Value | null)[],
+    attrs: Record<string, Attr | undefined> = {},
+    opts: { domain?: string; name?: string } = {},
+  ): Value {
     return this.node(opType, inputs, attrs, opts).output(0);
   }
 
@@ -132,10 +140,14 @@ export class Emitter {
     return this.op('Transpose', [x], { perm: A.ints(perm) });
   }
   unsqueeze(x: Value, axes: readonly number[]): Value {
-    return this.opset >= 13 ? this.op('Unsqueeze', [x, this.ints(axes)]) : this.op('Unsqueeze', [x], { axes: A.ints(axes) });
+    return this.opset >= 13
+      ? this.op('Unsqueeze', [x, this.ints(axes)])
+      : this.op('Unsqueeze', [x], { axes: A.ints(axes) });
   }
   squeeze(x: Value, axes: readonly number[]): Value {
-    return this.opset >= 13 ? this.op('Squeeze', [x, this.ints(axes)]) : this.op('Squeeze', [x], { axes: A.ints(axes) });
+    return this.opset >= 13
+      ? this.op('Squeeze', [x, this.ints(axes)])
+      : this.op('Squeeze', [x], { axes: A.ints(axes) });
   }
   /** ReduceSum over `axes` (axes input from opset 13). An empty axes list returns x unchanged. */
   reduceSum(x: Value, axes: readonly number[], keepdims: boolean): Value {

@@ -13,7 +13,12 @@ function chain() {
   const unusedW = g.addInitializer('unused_w', Tensor.from('float32', [4], [0, 0, 0, 0]));
   const relu = g.addNode({ opType: 'Relu', inputs: [x], outputs: ['a'], name: 'relu' });
   const add = g.addNode({ opType: 'Add', inputs: [relu.output(), w], outputs: ['b'], name: 'add' });
-  const mul = g.addNode({ opType: 'Mul', inputs: [add.output(), relu.output()], outputs: ['y'], name: 'mul' });
+  const mul = g.addNode({
+    opType: 'Mul',
+    inputs: [add.output(), relu.output()],
+    outputs: ['y'],
+    name: 'mul',
+  });
   const dead1 = g.addNode({ opType: 'Neg', inputs: [unusedW], outputs: ['d1'], name: 'dead1' });
   g.addNode({ opType: 'Abs', inputs: [dead1.output()], outputs: ['d2'], name: 'dead2' });
   g.outputs.push(mul.output());
@@ -22,7 +27,9 @@ function chain() {
   return { m, g, x, w, relu, add, mul };
 }
 
-const feed = { x: { dtype: 'float32' as const, dims: [2, 4], data: Float32Array.from([1, -1, 2, -2, 0.5, 3, -3, 4]) } };
+const feed = {
+  x: { dtype: 'float32' as const, dims: [2, 4], data: Float32Array.from([1, -1, 2, -2, 0.5, 3, -3, 4]) },
+};
 
 describe('graph IR', () => {
   test('producer and uses stay in sync through edits', () => {
@@ -32,7 +39,10 @@ describe('graph IR', () => {
     assert.deepEqual(a.uses.map((u) => `${u.node.name}:${u.index}`).sort(), ['add:0', 'mul:1']);
     // rewire mul's second input to x
     mul.setInput(1, x);
-    assert.deepEqual(a.uses.map((u) => u.node.name), ['add']);
+    assert.deepEqual(
+      a.uses.map((u) => u.node.name),
+      ['add'],
+    );
     assert.ok(x.uses.some((u) => u.node === mul && u.index === 1));
     // inserting a node after b: every reader of b (and graph outputs) moves to the new value, except the new node
     const b = add.output();
@@ -40,7 +50,10 @@ describe('graph IR', () => {
     b.replaceAllUsesWith(neg.output(), neg);
     assert.equal(neg.input(0), b);
     assert.equal(mul.input(0), neg.output());
-    assert.deepEqual(b.uses.map((u) => u.node), [neg]);
+    assert.deepEqual(
+      b.uses.map((u) => u.node),
+      [neg],
+    );
     // graph outputs move too
     const y = mul.output();
     const sig = g.addNode({ opType: 'Sigmoid', inputs: [y], outputs: ['sy'] });
@@ -65,7 +78,10 @@ describe('graph IR', () => {
     const { m, g } = chain();
     const want = await runModel(m, feed);
     g.nodes.reverse();
-    assert.ok(verify(g).every((p) => p.kind !== 'cycle'), 'a reversed list is no cycle');
+    assert.ok(
+      verify(g).every((p) => p.kind !== 'cycle'),
+      'a reversed list is no cycle',
+    );
     g.toposort();
     const names = g.nodes.map((n) => n.name);
     assert.ok(names.indexOf('relu') < names.indexOf('add') && names.indexOf('add') < names.indexOf('mul'));
@@ -132,7 +148,10 @@ describe('verify', () => {
     const v = g.newValue('b', undefined, false); // same name as add's output
     g.attachOutput(n, v);
     const ps = verify(g);
-    assert.ok(ps.some((p) => p.kind === 'duplicate-name' && p.value === 'b' && p.node === 'dup'), JSON.stringify(ps));
+    assert.ok(
+      ps.some((p) => p.kind === 'duplicate-name' && p.value === 'b' && p.node === 'dup'),
+      JSON.stringify(ps),
+    );
   });
 
   test('catches a dtype mismatch through the op hook, and an undefined graph output', () => {
@@ -151,7 +170,10 @@ describe('verify', () => {
     const ps = verify(g, { checkNode });
     assert.ok(ps.some((p) => p.kind === 'dtype-mismatch' && p.node === 'add'));
     assert.ok(ps.some((p) => p.kind === 'undefined-output' && p.value === 'nowhere'));
-    assert.throws(() => assertValid(g, { checkNode }), (e: unknown) => e instanceof GraphError && /2 problems/.test((e as Error).message));
+    assert.throws(
+      () => assertValid(g, { checkNode }),
+      (e: unknown) => e instanceof GraphError && /2 problems/.test((e as Error).message),
+    );
   });
 
   test('a node in a domain the model does not import is reported', async () => {
@@ -166,6 +188,8 @@ describe('verify', () => {
     add.setInput(1, m.graph.newValue('missing_weight'));
     const back = decodeModel(encodeModel(m), { file: 'broken.onnx' });
     const ps = verify(back.graph);
-    assert.ok(ps.some((p) => p.kind === 'dangling-input' && p.value === 'missing_weight' && p.node === 'add'));
+    assert.ok(
+      ps.some((p) => p.kind === 'dangling-input' && p.value === 'missing_weight' && p.node === 'add'),
+    );
   });
 });

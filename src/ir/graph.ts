@@ -143,12 +143,18 @@ export class Node {
 
   input(i: number): Value {
     const v = this.inputs[i];
-    if (!v) throw new GraphError('missing-input', `Node "${this.label}" (${this.opType}) has no input ${i}`, { node: this.label });
+    if (!v)
+      throw new GraphError('missing-input', `Node "${this.label}" (${this.opType}) has no input ${i}`, {
+        node: this.label,
+      });
     return v;
   }
   output(i = 0): Value {
     const v = this.outputs[i];
-    if (!v) throw new GraphError('missing-output', `Node "${this.label}" (${this.opType}) has no output ${i}`, { node: this.label });
+    if (!v)
+      throw new GraphError('missing-output', `Node "${this.label}" (${this.opType}) has no output ${i}`, {
+        node: this.label,
+      });
     return v;
   }
 
@@ -239,7 +245,11 @@ export class Graph {
   parent: Graph | null;
   docString = '';
   /** Parts kept verbatim for round trips (sparse initializers, quantization annotations, metadata): encoded protos. */
-  opaque: { sparseInitializers: Uint8Array[]; quantizationAnnotation: Uint8Array[]; metadata: [string, string][] } = {
+  opaque: {
+    sparseInitializers: Uint8Array[];
+    quantizationAnnotation: Uint8Array[];
+    metadata: [string, string][];
+  } = {
     sparseInitializers: [],
     quantizationAnnotation: [],
     metadata: [],
@@ -307,7 +317,8 @@ export class Graph {
   }
 
   removeInitializer(v: Value): void {
-    if (v.uses.length) throw new InternalError('in-use', `Initializer "${v.name}" is still read by ${v.uses.length} node(s)`);
+    if (v.uses.length)
+      throw new InternalError('in-use', `Initializer "${v.name}" is still read by ${v.uses.length} node(s)`);
     this.initializers.delete(v.name);
     const i = this.inputs.indexOf(v);
     if (i >= 0) this.inputs.splice(i, 1);
@@ -321,7 +332,10 @@ export class Graph {
     node.docString = init.docString ?? '';
     for (const v of init.inputs ?? []) node.addInput(v);
     const outs = init.outputs ?? 1;
-    const names = typeof outs === 'number' ? Array.from({ length: outs }, (_, i) => `${init.name || init.opType}_out${i}`) : outs;
+    const names =
+      typeof outs === 'number'
+        ? Array.from({ length: outs }, (_, i) => `${init.name || init.opType}_out${i}`)
+        : outs;
     for (const n of names) this.attachOutput(node, n === null ? null : this.newValue(n));
     for (const [k, a] of Object.entries(init.attrs ?? {})) if (a !== undefined) node.attrs.set(k, a);
     if (at === undefined) this.nodes.push(node);
@@ -344,7 +358,9 @@ export class Graph {
     if (!force)
       for (const o of node.outputs)
         if (o && !o.isUnused)
-          throw new InternalError('in-use', `Cannot remove ${node}: its output "${o.name}" is still used`, { node: node.label });
+          throw new InternalError('in-use', `Cannot remove ${node}: its output "${o.name}" is still used`, {
+            node: node.label,
+          });
     for (let i = 0; i < node.inputs.length; i++) node.setInput(i, null);
     const k = this.nodes.indexOf(node);
     if (k >= 0) this.nodes.splice(k, 1);
@@ -450,8 +466,15 @@ export class Graph {
       for (const o of n.outputs) g.attachOutput(c, o ? get(o) : null);
       for (const [k, a] of n.attrs) {
         if (a.type === 'graph') c.attrs.set(k, { type: 'graph', value: a.value.clone(g, map) });
-        else if (a.type === 'graphs') c.attrs.set(k, { type: 'graphs', value: a.value.map((s) => s.clone(g, map)) });
-        else c.attrs.set(k, a.type === 'ints' || a.type === 'floats' || a.type === 'strings' ? { ...a, value: [...a.value] } as Attr : a);
+        else if (a.type === 'graphs')
+          c.attrs.set(k, { type: 'graphs', value: a.value.map((s) => s.clone(g, map)) });
+        else
+          c.attrs.set(
+            k,
+            a.type === 'ints' || a.type === 'floats' || a.type === 'strings'
+              ? ({ ...a, value: [...a.value] } as Attr)
+              : a,
+          );
       }
       g.nodes.push(c);
     }
@@ -469,7 +492,8 @@ function cloneType(t: ValueType | undefined): ValueType | undefined {
 export function nodeReads(n: Node): Value[] {
   const out: Value[] = [];
   for (const v of n.inputs) if (v) out.push(v);
-  for (const g of n.subgraphs()) for (const sn of g.nodes) for (const v of nodeReads(sn)) if (v.graph !== g) out.push(v);
+  for (const g of n.subgraphs())
+    for (const sn of g.nodes) for (const v of nodeReads(sn)) if (v.graph !== g) out.push(v);
   return out;
 }
 
@@ -586,7 +610,11 @@ export class Model {
     m.modelVersion = this.modelVersion;
     m.docString = this.docString;
     m.metadataProps = this.metadataProps.map(([k, v]) => [k, v] as [string, string]);
-    m.opaque = { functions: [...this.opaque.functions], trainingInfo: [...this.opaque.trainingInfo], configuration: [...this.opaque.configuration] };
+    m.opaque = {
+      functions: [...this.opaque.functions],
+      trainingInfo: [...this.opaque.trainingInfo],
+      configuration: [...this.opaque.configuration],
+    };
     return m;
   }
 }

@@ -45,7 +45,12 @@ export class Tensor {
     dtype: DType,
     dims: readonly number[],
     bytes: Uint8Array,
-    opts: { strings?: readonly Uint8Array[]; name?: string; docString?: string; external?: ExternalSource } = {},
+    opts: {
+      strings?: readonly Uint8Array[];
+      name?: string;
+      docString?: string;
+      external?: ExternalSource;
+    } = {},
   ) {
     this.dtype = dtype;
     this.dims = Object.freeze([...dims]);
@@ -107,7 +112,8 @@ export class Tensor {
    * Do not write into the result: tensors are treated as immutable.
    */
   typed(): TypedArray {
-    if (this.dtype === 'string') throw new InternalError('tensor-string', `Tensor "${this.name}" holds strings`);
+    if (this.dtype === 'string')
+      throw new InternalError('tensor-string', `Tensor "${this.name}" holds strings`);
     const ctor = typedCtor(this.dtype);
     const bpe = ctor.BYTES_PER_ELEMENT;
     const len = bpe === 1 ? this.bytes.byteLength : this.bytes.byteLength / bpe;
@@ -172,7 +178,10 @@ export class Tensor {
       case 'complex64':
       case 'complex128':
       case 'string':
-        throw new InternalError('tensor-convert', `Cannot convert tensor "${this.name}" of dtype ${this.dtype} to numbers`);
+        throw new InternalError(
+          'tensor-convert',
+          `Cannot convert tensor "${this.name}" of dtype ${this.dtype} to numbers`,
+        );
       default: {
         const t = this.typed();
         for (let i = 0; i < n; i++) out[i] = Number(t[i]!);

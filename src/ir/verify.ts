@@ -48,10 +48,14 @@ export function assertValid(g: Graph, opts: VerifyOptions = {}, what = `graph "$
 export function problemsError(ps: Problem[], what: string): GraphError {
   const lines = ps.slice(0, 20).map((p) => `  - ${p.message}`);
   if (ps.length > 20) lines.push(`  … and ${ps.length - 20} more`);
-  return new GraphError('invalid-graph', `${what} is invalid (${ps.length} problem${ps.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, {
-    node: ps[0]!.node,
-    value: ps[0]!.value,
-  });
+  return new GraphError(
+    'invalid-graph',
+    `${what} is invalid (${ps.length} problem${ps.length > 1 ? 's' : ''}):\n${lines.join('\n')}`,
+    {
+      node: ps[0]!.node,
+      value: ps[0]!.value,
+    },
+  );
 }
 
 function verifyGraph(g: Graph, opts: VerifyOptions, out: Problem[], outerVisible: Set<Value>): void {
@@ -64,7 +68,12 @@ function verifyGraph(g: Graph, opts: VerifyOptions, out: Problem[], outerVisible
   const claim = (v: Value, where: string, node?: Node) => {
     const prev = byName.get(v.name);
     if (prev && prev !== v)
-      add('duplicate-name', `Value name "${v.name}" is defined twice in graph "${gname}" (${where})`, node, v);
+      add(
+        'duplicate-name',
+        `Value name "${v.name}" is defined twice in graph "${gname}" (${where})`,
+        node,
+        v,
+      );
     else byName.set(v.name, v);
   };
   for (const v of g.inputs) claim(v, 'graph input');
@@ -73,7 +82,13 @@ function verifyGraph(g: Graph, opts: VerifyOptions, out: Problem[], outerVisible
     for (const o of n.outputs) {
       if (!o) continue;
       claim(o, `output of node "${n.label}"`, n);
-      if (o.producer !== n) add('broken-link', `Value "${o.name}" is an output of node "${n.label}" but names another producer`, n, o);
+      if (o.producer !== n)
+        add(
+          'broken-link',
+          `Value "${o.name}" is an output of node "${n.label}" but names another producer`,
+          n,
+          o,
+        );
     }
 
   const visible = new Set<Value>(outerVisible);
@@ -83,22 +98,46 @@ function verifyGraph(g: Graph, opts: VerifyOptions, out: Problem[], outerVisible
 
   for (const n of g.nodes) {
     if (opts.opsetImports && !opts.opsetImports.has(n.domain === 'ai.onnx' ? '' : n.domain))
-      add('missing-opset', `Node "${n.label}" (${n.opType}) is in domain "${n.domain || 'ai.onnx'}", which the model does not import`, n);
+      add(
+        'missing-opset',
+        `Node "${n.label}" (${n.opType}) is in domain "${n.domain || 'ai.onnx'}", which the model does not import`,
+        n,
+      );
     n.inputs.forEach((v, i) => {
       if (!v) return;
       if (!visible.has(v))
-        add('dangling-input', `Input ${i} "${v.name}" of node "${n.label}" (${n.opType}) is not a graph input, initializer or node output`, n, v);
+        add(
+          'dangling-input',
+          `Input ${i} "${v.name}" of node "${n.label}" (${n.opType}) is not a graph input, initializer or node output`,
+          n,
+          v,
+        );
       if (!v.uses.some((u) => u.node === n && u.index === i))
-        add('broken-link', `Value "${v.name}" does not list node "${n.label}" input ${i} among its uses`, n, v);
+        add(
+          'broken-link',
+          `Value "${v.name}" does not list node "${n.label}" input ${i} among its uses`,
+          n,
+          v,
+        );
     });
     if (opts.checkNode) for (const p of opts.checkNode(n)) add(p.kind, p.message, n);
     for (const s of n.subgraphs()) verifyGraph(s, opts, out, visible);
   }
   g.outputs.forEach((v, i) => {
-    if (!visible.has(v)) add('undefined-output', `Graph output ${i} "${v.name}" of graph "${gname}" is not computed by any node or input`, undefined, v);
+    if (!visible.has(v))
+      add(
+        'undefined-output',
+        `Graph output ${i} "${v.name}" of graph "${gname}" is not computed by any node or input`,
+        undefined,
+        v,
+      );
   });
 
   const { cycle } = topoOrder(g);
   if (cycle.length)
-    add('cycle', `Graph "${gname}" has a cycle through node(s) ${cycle.map((n) => `"${n.label}"`).join(', ')}`, cycle[0]);
+    add(
+      'cycle',
+      `Graph "${gname}" has a cycle through node(s) ${cycle.map((n) => `"${n.label}"`).join(', ')}`,
+      cycle[0],
+    );
 }

@@ -46,12 +46,16 @@ export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model 
     try {
       proto = fromBinary(ModelProtoSchema, bytes);
     } catch (e) {
-      throw new ModelFormatError('protobuf', `${file} is not a valid ONNX model: ${(e as Error).message}`, { file });
+      throw new ModelFormatError('protobuf', `${file} is not a valid ONNX model: ${(e as Error).message}`, {
+        file,
+      });
     }
-    if (!proto.graph) throw new ModelFormatError('no-graph', `${file} is not an ONNX model: it has no graph`, { file });
+    if (!proto.graph)
+      throw new ModelFormatError('no-graph', `${file} is not an ONNX model: it has no graph`, { file });
     const m = new Model();
     m.irVersion = toNum(proto.irVersion);
-    for (const o of proto.opsetImport) m.opsetImports.set(o.domain === 'ai.onnx' ? '' : o.domain, toNum(o.version));
+    for (const o of proto.opsetImport)
+      m.opsetImports.set(o.domain === 'ai.onnx' ? '' : o.domain, toNum(o.version));
     m.producerName = proto.producerName;
     m.producerVersion = proto.producerVersion;
     m.domain = proto.domain;
@@ -70,7 +74,12 @@ export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model 
       if (!e.subject.file) e.subject.file = file;
       throw e;
     }
-    throw new ModelFormatError('decode', `Cannot decode ${file}: ${(e as Error).message}`, { file }, { cause: e });
+    throw new ModelFormatError(
+      'decode',
+      `Cannot decode ${file}: ${(e as Error).message}`,
+      { file },
+      { cause: e },
+    );
   } finally {
     ctx.reader.close();
   }
@@ -115,7 +124,12 @@ function decodeGraph(gp: GraphProto, parent: Graph | null, ctx: Ctx): Graph {
   // pass 1: nodes and their outputs
   const pending: { node: Node; inputs: string[]; attrs: AttributeProto[] }[] = [];
   for (const np of gp.node) {
-    const node = g.addNode({ opType: np.opType, domain: np.domain === 'ai.onnx' ? '' : np.domain, name: np.name, outputs: [] });
+    const node = g.addNode({
+      opType: np.opType,
+      domain: np.domain === 'ai.onnx' ? '' : np.domain,
+      name: np.name,
+      outputs: [],
+    });
     node.docString = np.docString;
     node.metadata = np.metadataProps.map((p) => [p.key, p.value]);
     for (const o of np.output) {
@@ -166,14 +180,22 @@ function decodeGraph(gp: GraphProto, parent: Graph | null, ctx: Ctx): Graph {
 
 type GraphWithScope = Graph & { __scope?: Map<string, Value> };
 
-export function decodeType(tp: TypeProto | undefined, name: string, ctx: { file: string }): ValueType | undefined {
+export function decodeType(
+  tp: TypeProto | undefined,
+  name: string,
+  ctx: { file: string },
+): ValueType | undefined {
   if (!tp || tp.value.case === undefined) return undefined;
   if (tp.value.case !== 'tensorType') return { kind: 'opaque', proto: toBinary(TypeProtoSchema, tp) };
   const tt = tp.value.value;
   const dtype = dtypeFromCode(tt.elemType);
   if (!dtype) {
     if (tt.elemType === 0) return { kind: 'opaque', proto: toBinary(TypeProtoSchema, tp) };
-    throw new UnsupportedError('dtype', `Value "${name}" in ${ctx.file} has unknown element type ${tt.elemType}`, { value: name, file: ctx.file });
+    throw new UnsupportedError(
+      'dtype',
+      `Value "${name}" in ${ctx.file} has unknown element type ${tt.elemType}`,
+      { value: name, file: ctx.file },
+    );
   }
   let shape: Dim[] | null = null;
   if (tt.shape) {
@@ -191,8 +213,17 @@ export function decodeTensor(tp: TensorProto, ctx: Ctx): Tensor {
   const subject = { file: ctx.file, value: name };
   const dtype = dtypeFromCode(tp.dataType);
   if (!dtype)
-    throw new ModelFormatError('dtype', `Tensor "${name}" in ${ctx.file} has unknown data type ${tp.dataType}`, subject);
-  if (tp.segment) throw new UnsupportedError('segment', `Tensor "${name}" in ${ctx.file} is segmented, which edgefit does not read`, subject);
+    throw new ModelFormatError(
+      'dtype',
+      `Tensor "${name}" in ${ctx.file} has unknown data type ${tp.dataType}`,
+      subject,
+    );
+  if (tp.segment)
+    throw new UnsupportedError(
+      'segment',
+      `Tensor "${name}" in ${ctx.file} is segmented, which edgefit does not read`,
+      subject,
+    );
   const dims = tp.dims.map((d) => {
     if (d < 0n || d > BigInt(Number.MAX_SAFE_INTEGER))
       throw new ModelFormatError('dims', `Tensor "${name}" in ${ctx.file} has dimension ${d}`, subject);
@@ -200,24 +231,45 @@ export function decodeTensor(tp: TensorProto, ctx: Ctx): Tensor {
   });
   const numel = numelOf(dims);
   if (!Number.isSafeInteger(numel) || numel > 2 ** 34)
-    throw new ModelFormatError('dims', `Tensor "${name}" in ${ctx.file} has dims [${dims}]: too many elements`, subject);
+    throw new ModelFormatError(
+      'dims',
+      `Tensor "${name}" in ${ctx.file} has dims [${dims}]: too many elements`,
+      subject,
+    );
   const meta = { name, docString: tp.docString };
 
   if (tp.dataLocation === TensorProto_DataLocation.EXTERNAL) {
     const ref = parseExternalEntries(tp.externalData, name, ctx.file);
     if (ctx.baseDir === undefined)
-      throw new ModelFormatError('external-data', `Tensor "${name}" in ${ctx.file} is stored in an external file, but the model was given as bytes without a folder`, subject);
-    if (dtype === 'string') throw new UnsupportedError('external-string', `String tensor "${name}" in ${ctx.file} is stored externally`, subject);
+      throw new ModelFormatError(
+        'external-data',
+        `Tensor "${name}" in ${ctx.file} is stored in an external file, but the model was given as bytes without a folder`,
+        subject,
+      );
+    if (dtype === 'string')
+      throw new UnsupportedError(
+        'external-string',
+        `String tensor "${name}" in ${ctx.file} is stored externally`,
+        subject,
+      );
     const path = resolveExternalPath(ctx.baseDir, ref.location, name, ctx.file);
     const expected = dtypeByteLength(dtype, numel);
     const bytes = ctx.reader.read(path, ref.offset, ref.length, name, ctx.file, expected);
-    return new Tensor(dtype, dims, bytes, { ...meta, external: { location: ref.location, offset: ref.offset, length: expected } });
+    return new Tensor(dtype, dims, bytes, {
+      ...meta,
+      external: { location: ref.location, offset: ref.offset, length: expected },
+    });
   }
-  if (dtype === 'string') return new Tensor(dtype, dims, new Uint8Array(0), { ...meta, strings: tp.stringData });
+  if (dtype === 'string')
+    return new Tensor(dtype, dims, new Uint8Array(0), { ...meta, strings: tp.stringData });
   if (tp.rawData.byteLength > 0 || numel === 0) {
     const expected = dtypeByteLength(dtype, numel);
     if (tp.rawData.byteLength !== expected)
-      throw new ModelFormatError('raw-size', `Tensor "${name}" in ${ctx.file} has ${tp.rawData.byteLength} bytes of raw data but dtype ${dtype} and dims [${dims}] need ${expected}`, subject);
+      throw new ModelFormatError(
+        'raw-size',
+        `Tensor "${name}" in ${ctx.file} has ${tp.rawData.byteLength} bytes of raw data but dtype ${dtype} and dims [${dims}] need ${expected}`,
+        subject,
+      );
     return new Tensor(dtype, dims, tp.rawData, meta);
   }
   return new Tensor(dtype, dims, fromTypedFields(tp, dtype, numel, ctx), meta);
@@ -227,10 +279,14 @@ export function decodeTensor(tp: TensorProto, ctx: Ctx): Tensor {
 function fromTypedFields(tp: TensorProto, dtype: DType, numel: number, ctx: Ctx): Uint8Array {
   const name = tp.name;
   const bad = (field: string, got: number, want: number) =>
-    new ModelFormatError('typed-size', `Tensor "${name}" in ${ctx.file} has ${got} values in ${field} but dims need ${want}`, {
-      file: ctx.file,
-      value: name,
-    });
+    new ModelFormatError(
+      'typed-size',
+      `Tensor "${name}" in ${ctx.file} has ${got} values in ${field} but dims need ${want}`,
+      {
+        file: ctx.file,
+        value: name,
+      },
+    );
   // check the field's length before allocating anything (a corrupt file may claim huge dims)
   const [field, have, want] = typedFieldCount(tp, dtype, numel);
   if (have !== want) throw bad(field, have, want);
@@ -254,7 +310,9 @@ function fromTypedFields(tp: TensorProto, dtype: DType, numel: number, ctx: Ctx)
       return out;
     case 'uint64':
     case 'uint32':
-      tp.uint64Data.forEach((v, i) => (dtype === 'uint64' ? dv.setBigUint64(i * 8, v, true) : dv.setUint32(i * 4, Number(v), true)));
+      tp.uint64Data.forEach((v, i) =>
+        dtype === 'uint64' ? dv.setBigUint64(i * 8, v, true) : dv.setUint32(i * 4, Number(v), true),
+      );
       return out;
     case 'int32':
       tp.int32Data.forEach((v, i) => dv.setInt32(i * 4, v, true));
@@ -328,10 +386,20 @@ function decodeAttr(ap: AttributeProto, g: Graph, ctx: Ctx, node: Node): Attr {
     case AT.STRING:
       return { type: 'string', value: utf8.decode(ap.s) };
     case AT.TENSOR:
-      if (!ap.t) throw new ModelFormatError('attr', `Attribute "${ap.name}" of node "${node.label}" in ${ctx.file} is a tensor attribute without a tensor`, { file: ctx.file, node: node.label });
+      if (!ap.t)
+        throw new ModelFormatError(
+          'attr',
+          `Attribute "${ap.name}" of node "${node.label}" in ${ctx.file} is a tensor attribute without a tensor`,
+          { file: ctx.file, node: node.label },
+        );
       return { type: 'tensor', value: decodeTensor(ap.t, ctx) };
     case AT.GRAPH:
-      if (!ap.g) throw new ModelFormatError('attr', `Attribute "${ap.name}" of node "${node.label}" in ${ctx.file} is a graph attribute without a graph`, { file: ctx.file, node: node.label });
+      if (!ap.g)
+        throw new ModelFormatError(
+          'attr',
+          `Attribute "${ap.name}" of node "${node.label}" in ${ctx.file} is a graph attribute without a graph`,
+          { file: ctx.file, node: node.label },
+        );
       return { type: 'graph', value: decodeGraph(ap.g, g, ctx) };
     case AT.FLOATS:
       return { type: 'floats', value: [...ap.floats] };

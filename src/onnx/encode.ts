@@ -65,19 +65,27 @@ export function encodeModelParts(m: Model, ext?: ExternalDataOptions): EncodedMo
   const writer = ext ? new DataWriter(ext) : undefined;
   const proto = create(ModelProtoSchema, {
     irVersion: BigInt(m.irVersion),
-    opsetImport: [...m.opsetImports].map(([domain, version]) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) })),
+    opsetImport: [...m.opsetImports].map(([domain, version]) =>
+      create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) }),
+    ),
     producerName: m.producerName,
     producerVersion: m.producerVersion,
     domain: m.domain,
     modelVersion: BigInt(m.modelVersion),
     docString: m.docString,
-    metadataProps: m.metadataProps.map(([key, value]) => create(StringStringEntryProtoSchema, { key, value })),
+    metadataProps: m.metadataProps.map(([key, value]) =>
+      create(StringStringEntryProtoSchema, { key, value }),
+    ),
     graph: encodeGraph(m.graph, writer),
     functions: m.opaque.functions.map((b) => fromBinary(FunctionProtoSchema, b)),
     trainingInfo: m.opaque.trainingInfo.map((b) => fromBinary(TrainingInfoProtoSchema, b)),
     configuration: m.opaque.configuration.map((b) => fromBinary(DeviceConfigurationProtoSchema, b)),
   });
-  return { model: toBinary(ModelProtoSchema, proto), data: writer?.chunks ?? [], dataBytes: writer?.size ?? 0 };
+  return {
+    model: toBinary(ModelProtoSchema, proto),
+    data: writer?.chunks ?? [],
+    dataBytes: writer?.size ?? 0,
+  };
 }
 
 class DataWriter {
@@ -131,7 +139,9 @@ function encodeGraph(g: Graph, writer: DataWriter | undefined): GraphProto {
     ),
     sparseInitializer: g.opaque.sparseInitializers.map((b) => fromBinary(SparseTensorProtoSchema, b)),
     quantizationAnnotation: g.opaque.quantizationAnnotation.map((b) => fromBinary(TensorAnnotationSchema, b)),
-    metadataProps: g.opaque.metadata.map(([key, value]) => create(StringStringEntryProtoSchema, { key, value })),
+    metadataProps: g.opaque.metadata.map(([key, value]) =>
+      create(StringStringEntryProtoSchema, { key, value }),
+    ),
   });
 }
 
@@ -174,7 +184,8 @@ export function encodeTensor(t: Tensor, name: string, writer?: DataWriter): Tens
     dims: t.dims.map((d) => BigInt(d)),
     dataType: dtypeCode(t.dtype),
   };
-  if (t.dtype === 'string') return create(TensorProtoSchema, { ...base, stringData: [...t.strings!] as Uint8Array<ArrayBuffer>[] });
+  if (t.dtype === 'string')
+    return create(TensorProtoSchema, { ...base, stringData: [...t.strings!] as Uint8Array<ArrayBuffer>[] });
   if (writer && t.byteLength >= (writer.opts.threshold ?? 1024)) {
     const offset = writer.add(t.bytes);
     return create(TensorProtoSchema, {
@@ -207,11 +218,23 @@ function encodeAttr(name: string, a: Attr, writer: DataWriter | undefined): Attr
     case 'ints':
       return create(AttributeProtoSchema, { name, type: AT.INTS, ints: a.value.map(toI64) });
     case 'strings':
-      return create(AttributeProtoSchema, { name, type: AT.STRINGS, strings: a.value.map((s) => utf8.encode(s)) });
+      return create(AttributeProtoSchema, {
+        name,
+        type: AT.STRINGS,
+        strings: a.value.map((s) => utf8.encode(s)),
+      });
     case 'tensors':
-      return create(AttributeProtoSchema, { name, type: AT.TENSORS, tensors: a.value.map((t) => encodeTensor(t, t.name)) });
+      return create(AttributeProtoSchema, {
+        name,
+        type: AT.TENSORS,
+        tensors: a.value.map((t) => encodeTensor(t, t.name)),
+      });
     case 'graphs':
-      return create(AttributeProtoSchema, { name, type: AT.GRAPHS, graphs: a.value.map((g) => encodeGraph(g, writer)) });
+      return create(AttributeProtoSchema, {
+        name,
+        type: AT.GRAPHS,
+        graphs: a.value.map((g) => encodeGraph(g, writer)),
+      });
     case 'opaque': {
       const ap = fromBinary(AttributeProtoSchema, a.value);
       ap.name = name;

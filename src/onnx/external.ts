@@ -11,7 +11,11 @@ export interface ExternalRef {
 }
 
 /** Parse a TensorProto's external_data key/value list. */
-export function parseExternalEntries(entries: { key: string; value: string }[], tensor: string, file: string): ExternalRef {
+export function parseExternalEntries(
+  entries: { key: string; value: string }[],
+  tensor: string,
+  file: string,
+): ExternalRef {
   let location: string | undefined;
   let offset = 0;
   let length: number | undefined;
@@ -19,16 +23,24 @@ export function parseExternalEntries(entries: { key: string; value: string }[], 
     if (key === 'location') location = value;
     else if (key === 'offset' || key === 'length') {
       if (!/^\d+$/.test(value))
-        throw new ModelFormatError('external-data', `Tensor "${tensor}" in ${file} has external_data ${key} "${value}": not a non-negative integer`, {
-          file,
-          value: tensor,
-        });
+        throw new ModelFormatError(
+          'external-data',
+          `Tensor "${tensor}" in ${file} has external_data ${key} "${value}": not a non-negative integer`,
+          {
+            file,
+            value: tensor,
+          },
+        );
       if (key === 'offset') offset = Number(value);
       else length = Number(value);
     }
   }
   if (location === undefined || location === '')
-    throw new ModelFormatError('external-data', `Tensor "${tensor}" in ${file} is stored externally but names no location`, { file, value: tensor });
+    throw new ModelFormatError(
+      'external-data',
+      `Tensor "${tensor}" in ${file} is stored externally but names no location`,
+      { file, value: tensor },
+    );
   return { location, offset, length };
 }
 
@@ -38,23 +50,44 @@ export function parseExternalEntries(entries: { key: string; value: string }[], 
  */
 export function resolveExternalPath(baseDir: string, location: string, tensor: string, file: string): string {
   const subject = { file, value: tensor, path: location };
-  if (location.includes('\0') || isAbsolute(location) || /^[a-zA-Z]:[\\/]/.test(location) || location.startsWith('\\'))
-    throw new InputError('external-path', `Tensor "${tensor}" in ${file} has an absolute external data location "${location}": only paths inside the model's folder are allowed`, subject);
+  if (
+    location.includes('\0') ||
+    isAbsolute(location) ||
+    /^[a-zA-Z]:[\\/]/.test(location) ||
+    location.startsWith('\\')
+  )
+    throw new InputError(
+      'external-path',
+      `Tensor "${tensor}" in ${file} has an absolute external data location "${location}": only paths inside the model's folder are allowed`,
+      subject,
+    );
   const norm = normalize(location.replace(/\\/g, '/'));
   if (norm === '..' || norm.startsWith(`..${sep}`) || norm.startsWith('../'))
-    throw new InputError('external-path', `Tensor "${tensor}" in ${file} has external data location "${location}" outside the model's folder`, subject);
+    throw new InputError(
+      'external-path',
+      `Tensor "${tensor}" in ${file} has external data location "${location}" outside the model's folder`,
+      subject,
+    );
   const base = resolve(baseDir);
   const full = join(base, norm);
   let real: string;
   try {
     real = realpathSync(full);
   } catch {
-    throw new InputError('external-missing', `External data file "${location}" for tensor "${tensor}" of ${file} does not exist`, subject);
+    throw new InputError(
+      'external-missing',
+      `External data file "${location}" for tensor "${tensor}" of ${file} does not exist`,
+      subject,
+    );
   }
   const realBase = realpathSync(base);
   const rel = relative(realBase, real);
   if (rel.startsWith('..') || isAbsolute(rel))
-    throw new InputError('external-path', `Tensor "${tensor}" in ${file} has external data location "${location}" that leads outside the model's folder`, subject);
+    throw new InputError(
+      'external-path',
+      `Tensor "${tensor}" in ${file} has external data location "${location}" that leads outside the model's folder`,
+      subject,
+    );
   return real;
 }
 
@@ -62,7 +95,14 @@ export function resolveExternalPath(baseDir: string, location: string, tensor: s
 export class ExternalReader {
   private fds = new Map<string, { fd: number; size: number }>();
 
-  read(path: string, offset: number, length: number | undefined, tensor: string, file: string, expected: number): Uint8Array {
+  read(
+    path: string,
+    offset: number,
+    length: number | undefined,
+    tensor: string,
+    file: string,
+    expected: number,
+  ): Uint8Array {
     let f = this.fds.get(path);
     if (!f) {
       const fd = openSync(path, 'r');
@@ -71,15 +111,23 @@ export class ExternalReader {
     }
     const len = length ?? expected;
     if (len !== expected)
-      throw new ModelFormatError('external-data', `Tensor "${tensor}" in ${file} declares external length ${len} but its dtype and dims need ${expected} bytes`, {
-        file,
-        value: tensor,
-      });
+      throw new ModelFormatError(
+        'external-data',
+        `Tensor "${tensor}" in ${file} declares external length ${len} but its dtype and dims need ${expected} bytes`,
+        {
+          file,
+          value: tensor,
+        },
+      );
     if (offset + len > f.size)
-      throw new ModelFormatError('external-data', `Tensor "${tensor}" in ${file} reads bytes ${offset}..${offset + len} of external file "${path.split(sep).pop()}", which has only ${f.size}`, {
-        file,
-        value: tensor,
-      });
+      throw new ModelFormatError(
+        'external-data',
+        `Tensor "${tensor}" in ${file} reads bytes ${offset}..${offset + len} of external file "${path.split(sep).pop()}", which has only ${f.size}`,
+        {
+          file,
+          value: tensor,
+        },
+      );
     const out = new Uint8Array(len);
     let got = 0;
     while (got < len) {

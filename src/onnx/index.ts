@@ -14,14 +14,17 @@ export { encodeModel, encodeModelParts, type ExternalDataOptions, type EncodedMo
 export function loadModel(path: string): Model {
   let bytes: Uint8Array;
   try {
-    if (statSync(path).isDirectory()) throw new InputError('not-a-file', `${path} is a folder, not an ONNX file`, { file: path });
+    if (statSync(path).isDirectory())
+      throw new InputError('not-a-file', `${path} is a folder, not an ONNX file`, { file: path });
     bytes = readFileSync(path);
   } catch (e) {
     if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new InputError(
       'read-model',
-      code === 'ENOENT' ? `Model file ${path} does not exist` : `Cannot read model file ${path}: ${(e as Error).message}`,
+      code === 'ENOENT'
+        ? `Model file ${path} does not exist`
+        : `Cannot read model file ${path}: ${(e as Error).message}`,
       { file: path },
     );
   }
@@ -49,7 +52,9 @@ export interface SaveResult {
 export function saveModel(model: Model, path: string, opts: SaveOptions = {}): SaveResult {
   const align = opts.align ?? 4096;
   if (!Number.isInteger(align) || align < 1)
-    throw new InputError('align', `Alignment must be a positive integer: current value is ${align}`, { value: 'align' });
+    throw new InputError('align', `Alignment must be a positive integer: current value is ${align}`, {
+      value: 'align',
+    });
   if (!opts.externalData) {
     const { model: bytes } = encodeModelParts(model);
     writeAtomic(path, bytes);
@@ -57,9 +62,13 @@ export function saveModel(model: Model, path: string, opts: SaveOptions = {}): S
   }
   const location = opts.location ?? `${basename(path)}.data`;
   if (location.includes('/') || location.includes('\\') || location === '.' || location === '..')
-    throw new InputError('location', `External data location must be a plain file name in the model's folder: current value is "${location}"`, {
-      value: 'location',
-    });
+    throw new InputError(
+      'location',
+      `External data location must be a plain file name in the model's folder: current value is "${location}"`,
+      {
+        value: 'location',
+      },
+    );
   const parts = encodeModelParts(model, { location, align, threshold: opts.threshold });
   const dataFile = resolve(dirname(path), location);
   writeAtomic(dataFile, parts.data);

@@ -1,15 +1,36 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  readdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { ModelProtoSchema, TensorProtoSchema, TensorProto_DataLocation, StringStringEntryProtoSchema } from 'onnx-buf';
+import {
+  ModelProtoSchema,
+  TensorProtoSchema,
+  TensorProto_DataLocation,
+  StringStringEntryProtoSchema,
+} from 'onnx-buf';
 import { decodeModel, encodeModel, loadModel, saveModel } from './index.js';
 import { EdgefitError, InputError } from '../errors.js';
 import { Graph, Model, allGraphs, Tensor, type DType, tensorType, dtypeByteLength } from '../ir/index.js';
 import { createSession, type HostTensor } from '../runtime/index.js';
-import { bitEqual, packageModels, prng, randomFloat, readIo, torchFixtures, maxAbsDiff } from '../testing/fixtures.js';
+import {
+  bitEqual,
+  packageModels,
+  prng,
+  randomFloat,
+  readIo,
+  torchFixtures,
+  maxAbsDiff,
+} from '../testing/fixtures.js';
 import { buildModel, MODEL_NAMES } from '../models/index.js';
 
 function countNodes(m: Model): number {
@@ -38,7 +59,8 @@ async function assertRoundTrip(path: string, feedsFor: (m: Model) => Record<stri
   assert.ok(Buffer.compare(Buffer.from(b1), Buffer.from(b2)) === 0, `${path}: re-encoding is not stable`);
   assert.equal(countNodes(m2), countNodes(m1));
   assert.deepEqual([...m2.graph.initializers.keys()], [...m1.graph.initializers.keys()]);
-  for (const [k, v] of m1.graph.initializers) assert.ok(v.const!.equals(m2.graph.initializers.get(k)!.const!), `initializer ${k}`);
+  for (const [k, v] of m1.graph.initializers)
+    assert.ok(v.const!.equals(m2.graph.initializers.get(k)!.const!), `initializer ${k}`);
   // ORT gives bit-identical outputs for the original file and our re-encoded bytes
   const a = await runBytes(new Uint8Array(original), feeds);
   const b = await runBytes(b1, feeds);
@@ -56,7 +78,8 @@ describe('round trip', () => {
       const io = readIo(f.io);
       const { a } = await assertRoundTrip(f.path, () => io.inputs);
       // and ORT reproduces torch's numbers on the file
-      for (const [k, want] of Object.entries(io.outputs)) assert.ok(maxAbsDiff(a[k]!.data, want.data) < 1e-4, `${f.name} ${k} vs torch`);
+      for (const [k, want] of Object.entries(io.outputs))
+        assert.ok(maxAbsDiff(a[k]!.data, want.data) < 1e-4, `${f.name} ${k} vs torch`);
     });
   }
   for (const p of packageModels()) {
@@ -75,7 +98,9 @@ describe('round trip', () => {
           sub.map((g) => g.nodes.map((n) => n.opType).join(',')),
         );
         // subgraph nodes that read outer-scope values point at the outer Value objects
-        const outerReads = sub.flatMap((g) => g.nodes.flatMap((n) => n.inputs.filter((v) => v && v.graph !== g)));
+        const outerReads = sub.flatMap((g) =>
+          g.nodes.flatMap((n) => n.inputs.filter((v) => v && v.graph !== g)),
+        );
         assert.ok(outerReads.length > 0, 'some subgraph node reads an outer value');
       }
     });
@@ -115,7 +140,9 @@ describe('external data', () => {
         assert.ok(r.dataBytes > 1_600_000);
         assert.ok(r.modelBytes < 10_000, `model file is small: ${r.modelBytes}`);
         const proto = fromBinary(ModelProtoSchema, readFileSync(out));
-        const ext = proto.graph!.initializer.filter((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL);
+        const ext = proto.graph!.initializer.filter(
+          (t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL,
+        );
         assert.ok(ext.length >= 4);
         for (const t of ext) {
           const off = Number(t.externalData.find((e) => e.key === 'offset')!.value);
@@ -126,10 +153,16 @@ describe('external data', () => {
         const b = await runBytes(out, io.inputs);
         for (const k of Object.keys(a)) assert.ok(bitEqual(a[k]!.data, b[k]!.data));
         const back = loadModel(out);
-        assert.ok(Buffer.compare(Buffer.from(encodeModel(back)), Buffer.from(encodeModel(m))) === 0, 'reloaded model equals the original');
+        assert.ok(
+          Buffer.compare(Buffer.from(encodeModel(back)), Buffer.from(encodeModel(m))) === 0,
+          'reloaded model equals the original',
+        );
       }
       // nothing half-written is left behind
-      assert.deepEqual(readdirSync(dir).filter((x) => x.endsWith('.tmp')), []);
+      assert.deepEqual(
+        readdirSync(dir).filter((x) => x.endsWith('.tmp')),
+        [],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -169,14 +202,20 @@ describe('external data', () => {
         writeFileSync(file, modelWithExternal(loc));
         assert.throws(
           () => loadModel(file),
-          (e: unknown) => e instanceof InputError && /outside|absolute|does not exist/.test(e.message) && e.message.includes('"w"'),
+          (e: unknown) =>
+            e instanceof InputError &&
+            /outside|absolute|does not exist/.test(e.message) &&
+            e.message.includes('"w"'),
           `location ${loc} must be refused`,
         );
       }
       const file = join(inner, 'good.onnx');
       writeFileSync(file, modelWithExternal('ok.bin'));
       const m = loadModel(file);
-      assert.deepEqual(Array.from(m.graph.initializers.get('w')!.const!.typed() as Float32Array), [1, 2, 3, 4]);
+      assert.deepEqual(
+        Array.from(m.graph.initializers.get('w')!.const!.typed() as Float32Array),
+        [1, 2, 3, 4],
+      );
       // bytes without a folder cannot resolve external data
       assert.throws(() => decodeModel(modelWithExternal('ok.bin')), InputError);
     } finally {
@@ -190,10 +229,29 @@ describe('tensor dtypes', () => {
     const g = new Graph('dtypes');
     const r = prng(3);
     const cases: [DType, number[]][] = [
-      ['float32', [3, 2]], ['float16', [5]], ['bfloat16', [4]], ['float64', [2]], ['int8', [7]], ['uint8', [7]],
-      ['int16', [3]], ['uint16', [3]], ['int32', [3]], ['uint32', [3]], ['int64', [2, 2]], ['uint64', [2]], ['bool', [5]],
-      ['int4', [7]], ['uint4', [8]], ['float8e4m3fn', [6]], ['float8e5m2', [6]], ['float8e4m3fnuz', [3]], ['float8e5m2fnuz', [3]],
-      ['float4e2m1', [5]], ['int2', [9]], ['uint2', [4]], ['complex64', [2]],
+      ['float32', [3, 2]],
+      ['float16', [5]],
+      ['bfloat16', [4]],
+      ['float64', [2]],
+      ['int8', [7]],
+      ['uint8', [7]],
+      ['int16', [3]],
+      ['uint16', [3]],
+      ['int32', [3]],
+      ['uint32', [3]],
+      ['int64', [2, 2]],
+      ['uint64', [2]],
+      ['bool', [5]],
+      ['int4', [7]],
+      ['uint4', [8]],
+      ['float8e4m3fn', [6]],
+      ['float8e5m2', [6]],
+      ['float8e4m3fnuz', [3]],
+      ['float8e5m2fnuz', [3]],
+      ['float4e2m1', [5]],
+      ['int2', [9]],
+      ['uint2', [4]],
+      ['complex64', [2]],
     ];
     for (const [dt, dims] of cases) {
       const numel = dims.reduce((a, b) => a * b, 1);
@@ -201,11 +259,17 @@ describe('tensor dtypes', () => {
       for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(r() * 256);
       g.addInitializer(`t_${dt}`, new Tensor(dt, dims, bytes));
     }
-    g.addInitializer('t_string', new Tensor('string', [2], new Uint8Array(0), { strings: [new TextEncoder().encode('ab'), new Uint8Array([0xce, 0xbb])] }));
+    g.addInitializer(
+      't_string',
+      new Tensor('string', [2], new Uint8Array(0), {
+        strings: [new TextEncoder().encode('ab'), new Uint8Array([0xce, 0xbb])],
+      }),
+    );
     const m = new Model(g);
     m.opsetImports.set('', 21);
     const back = decodeModel(encodeModel(m));
-    for (const [k, v] of g.initializers) assert.ok(v.const!.equals(back.graph.initializers.get(k)!.const!), k);
+    for (const [k, v] of g.initializers)
+      assert.ok(v.const!.equals(back.graph.initializers.get(k)!.const!), k);
     // int4 decoding: two's complement nibbles, low nibble first
     const i4 = new Tensor('int4', [4], new Uint8Array([0x7f, 0x18]));
     assert.deepEqual(Array.from(i4.toFloat64()), [-1, 7, -8, 1]);
@@ -219,7 +283,12 @@ describe('tensor dtypes', () => {
     const proto = fromBinary(ModelProtoSchema, encodeModel(m));
     proto.graph!.initializer = [
       create(TensorProtoSchema, { name: 'f', dataType: 1, dims: [3n], floatData: [1.5, -2, 3.25] }),
-      create(TensorProtoSchema, { name: 'i', dataType: 7, dims: [2], int64Data: [-(2n ** 62n), 5n] } as never),
+      create(TensorProtoSchema, {
+        name: 'i',
+        dataType: 7,
+        dims: [2],
+        int64Data: [-(2n ** 62n), 5n],
+      } as never),
       create(TensorProtoSchema, { name: 'h', dataType: 10, dims: [2n], int32Data: [0x3c00, 0xc000] }),
       create(TensorProtoSchema, { name: 'd', dataType: 11, dims: [1n], doubleData: [Math.PI] }),
     ];
@@ -232,25 +301,38 @@ describe('tensor dtypes', () => {
     assert.deepEqual(Array.from(get('d').typed() as Float64Array), [Math.PI]);
     // a wrong count names the tensor
     proto.graph!.initializer[0]!.floatData = [1];
-    assert.throws(() => decodeModel(toBinary(ModelProtoSchema, proto), { file: 'bad.onnx' }), (e: unknown) => e instanceof InputError && /"f"/.test((e as Error).message) && /bad\.onnx/.test((e as Error).message));
+    assert.throws(
+      () => decodeModel(toBinary(ModelProtoSchema, proto), { file: 'bad.onnx' }),
+      (e: unknown) =>
+        e instanceof InputError && /"f"/.test((e as Error).message) && /bad\.onnx/.test((e as Error).message),
+    );
   });
 
   test('int64 attributes at INT64_MAX survive a round trip', () => {
     const g = new Graph('attrs');
     const x = g.addInput('x', tensorType('float32', [4]));
-    const n = g.addNode({ opType: 'Slice', inputs: [x], outputs: ['y'], attrs: { ends: { type: 'ints', value: [2 ** 63] }, starts: { type: 'ints', value: [-(2 ** 63)] } } });
+    const n = g.addNode({
+      opType: 'Slice',
+      inputs: [x],
+      outputs: ['y'],
+      attrs: { ends: { type: 'ints', value: [2 ** 63] }, starts: { type: 'ints', value: [-(2 ** 63)] } },
+    });
     g.outputs.push(n.output());
     const m = new Model(g);
     m.opsetImports.set('', 9);
     const proto = fromBinary(ModelProtoSchema, encodeModel(m));
-    assert.deepEqual(proto.graph!.node[0]!.attribute.find((a) => a.name === 'ends')!.ints, [(1n << 63n) - 1n]);
+    assert.deepEqual(proto.graph!.node[0]!.attribute.find((a) => a.name === 'ends')!.ints, [
+      (1n << 63n) - 1n,
+    ]);
     assert.deepEqual(proto.graph!.node[0]!.attribute.find((a) => a.name === 'starts')!.ints, [-(1n << 63n)]);
   });
 });
 
 describe('decoder fuzz', () => {
   test('thousands of mutated models give only typed errors naming the file', () => {
-    const seeds = ['misc_op13', 'convt_op13', 'mobile_op13'].map((n) => readFileSync(torchFixtures().find((f) => f.name === n)!.path));
+    const seeds = ['misc_op13', 'convt_op13', 'mobile_op13'].map((n) =>
+      readFileSync(torchFixtures().find((f) => f.name === n)!.path),
+    );
     const r = prng(20261125);
     let decoded = 0;
     let rejected = 0;
@@ -278,8 +360,15 @@ describe('decoder fuzz', () => {
         encodeModel(m); // whatever decodes must also encode
         decoded++;
       } catch (e) {
-        assert.ok(e instanceof EdgefitError, `mutation ${i} (kind ${kind}) threw a non-typed error: ${(e as Error)?.stack}`);
-        assert.ok((e as Error).message.includes(`fuzz-${i}.onnx`) || (e as EdgefitError).subject.file === `fuzz-${i}.onnx`, `error names the file: ${(e as Error).message}`);
+        assert.ok(
+          e instanceof EdgefitError,
+          `mutation ${i} (kind ${kind}) threw a non-typed error: ${(e as Error)?.stack}`,
+        );
+        assert.ok(
+          (e as Error).message.includes(`fuzz-${i}.onnx`) ||
+            (e as EdgefitError).subject.file === `fuzz-${i}.onnx`,
+          `error names the file: ${(e as Error).message}`,
+        );
         rejected++;
       }
     }
@@ -288,7 +377,13 @@ describe('decoder fuzz', () => {
   });
 
   test('not an ONNX file at all', () => {
-    assert.throws(() => decodeModel(new TextEncoder().encode('hello world, not a model'), { file: 'x.onnx' }), InputError);
-    assert.throws(() => loadModel('/nonexistent/model.onnx'), (e: unknown) => e instanceof InputError && /does not exist/.test((e as Error).message));
+    assert.throws(
+      () => decodeModel(new TextEncoder().encode('hello world, not a model'), { file: 'x.onnx' }),
+      InputError,
+    );
+    assert.throws(
+      () => loadModel('/nonexistent/model.onnx'),
+      (e: unknown) => e instanceof InputError && /does not exist/.test((e as Error).message),
+    );
   });
 });

@@ -31,7 +31,11 @@ describe('ORT adapter', () => {
     try {
       const opt = join(dir, 'opt.onnx');
       const off = await runModel(CNN, io.inputs, { optimizationLevel: 'disabled', threads: 1 });
-      const all = await runModel(CNN, io.inputs, { optimizationLevel: 'all', threads: 1, optimizedModelPath: opt });
+      const all = await runModel(CNN, io.inputs, {
+        optimizationLevel: 'all',
+        threads: 1,
+        optimizedModelPath: opt,
+      });
       assert.ok(maxAbsDiff(off.logits!.data, all.logits!.data) < 1e-5);
       assert.ok(existsSync(opt));
       const m = decodeModel(new Uint8Array(readFileSync(opt)));
@@ -47,17 +51,37 @@ describe('ORT adapter', () => {
   });
 
   test('feeds are checked before ORT runs: names, dtypes, static dims, missing inputs', async () => {
-    const s = await Session.create(decodeModel(new Uint8Array(readFileSync(CNN))), { threads: 1, label: 'cnn-s' });
+    const s = await Session.create(decodeModel(new Uint8Array(readFileSync(CNN))), {
+      threads: 1,
+      label: 'cnn-s',
+    });
     try {
       const x = io.inputs.input!;
-      await assert.rejects(s.run({ input: { ...x, dtype: 'float64', data: Float64Array.from(x.data as Float32Array) } }), (e: unknown) => e instanceof ShapeError && /"input".*float32.*float64/.test((e as Error).message));
-      await assert.rejects(s.run({ input: { dtype: 'float32', dims: [2, 3, 28, 28], data: new Float32Array(2 * 3 * 784) } }), (e: unknown) => e instanceof ShapeError && /\[n,1,28,28\].*\[2,3,28,28\]/.test((e as Error).message));
-      await assert.rejects(s.run({}), (e: unknown) => e instanceof ShapeError && /"input".*not given/.test((e as Error).message));
-      await assert.rejects(s.run({ input: x, extra: x }), (e: unknown) => e instanceof ShapeError && /no input "extra"/.test((e as Error).message));
+      await assert.rejects(
+        s.run({ input: { ...x, dtype: 'float64', data: Float64Array.from(x.data as Float32Array) } }),
+        (e: unknown) => e instanceof ShapeError && /"input".*float32.*float64/.test((e as Error).message),
+      );
+      await assert.rejects(
+        s.run({ input: { dtype: 'float32', dims: [2, 3, 28, 28], data: new Float32Array(2 * 3 * 784) } }),
+        (e: unknown) => e instanceof ShapeError && /\[n,1,28,28\].*\[2,3,28,28\]/.test((e as Error).message),
+      );
+      await assert.rejects(
+        s.run({}),
+        (e: unknown) => e instanceof ShapeError && /"input".*not given/.test((e as Error).message),
+      );
+      await assert.rejects(
+        s.run({ input: x, extra: x }),
+        (e: unknown) => e instanceof ShapeError && /no input "extra"/.test((e as Error).message),
+      );
       // data length that does not fit the dims
-      await assert.rejects(s.run({ input: { dtype: 'float32', dims: [2, 1, 28, 28], data: new Float32Array(5) } }), ShapeError);
+      await assert.rejects(
+        s.run({ input: { dtype: 'float32', dims: [2, 1, 28, 28], data: new Float32Array(5) } }),
+        ShapeError,
+      );
       // a symbolic batch takes any size
-      const one = await s.run({ input: { dtype: 'float32', dims: [1, 1, 28, 28], data: (x.data as Float32Array).subarray(0, 784) } });
+      const one = await s.run({
+        input: { dtype: 'float32', dims: [1, 1, 28, 28], data: (x.data as Float32Array).subarray(0, 784) },
+      });
       assert.deepEqual(one.logits!.dims, [1, 10]);
     } finally {
       await s.release();
@@ -71,8 +95,14 @@ describe('ORT adapter', () => {
     g.outputs.push(n.output());
     const m = new Model(g);
     m.opsetImports.set('', 17);
-    await assert.rejects(Session.create(m, { label: 'bad.onnx' }), (e: unknown) => e instanceof RuntimeError && /bad\.onnx/.test((e as Error).message));
-    await assert.rejects(Session.create(new TextEncoder().encode('garbage'), { label: 'garbage.onnx' }), RuntimeError);
+    await assert.rejects(
+      Session.create(m, { label: 'bad.onnx' }),
+      (e: unknown) => e instanceof RuntimeError && /bad\.onnx/.test((e as Error).message),
+    );
+    await assert.rejects(
+      Session.create(new TextEncoder().encode('garbage'), { label: 'garbage.onnx' }),
+      RuntimeError,
+    );
   });
 
   test('int4 outputs are refused instead of crashing the process', async () => {
@@ -88,7 +118,10 @@ describe('ORT adapter', () => {
     m.irVersion = 10;
     const s = await Session.create(m, { threads: 1 });
     try {
-      await assert.rejects(s.run({ x: { dtype: 'float32', dims: [4], data: Float32Array.from([1, 2, 3, -1]) } }), UnsupportedError);
+      await assert.rejects(
+        s.run({ x: { dtype: 'float32', dims: [4], data: Float32Array.from([1, 2, 3, -1]) } }),
+        UnsupportedError,
+      );
     } finally {
       await s.release();
     }

@@ -55,13 +55,22 @@ const ORT_DTYPES: Partial<Record<DType, ort.Tensor.Type>> = {
 
 function toOrtTensor(name: string, t: HostTensor, label: string): ort.Tensor {
   const type = ORT_DTYPES[t.dtype];
-  if (!type) throw new ShapeError('feed-dtype', `Input "${name}" of ${label} has dtype ${t.dtype}, which ONNX Runtime cannot take from Node`, { value: name });
+  if (!type)
+    throw new ShapeError(
+      'feed-dtype',
+      `Input "${name}" of ${label} has dtype ${t.dtype}, which ONNX Runtime cannot take from Node`,
+      { value: name },
+    );
   try {
     return new ort.Tensor(type, t.data as never, t.dims as number[]);
   } catch (e) {
-    throw new ShapeError('feed', `Input "${name}" of ${label} is not a valid ${t.dtype} tensor of dims [${t.dims}]: ${(e as Error).message}`, {
-      value: name,
-    });
+    throw new ShapeError(
+      'feed',
+      `Input "${name}" of ${label} is not a valid ${t.dtype} tensor of dims [${t.dims}]: ${(e as Error).message}`,
+      {
+        value: name,
+      },
+    );
   }
 }
 
@@ -118,15 +127,24 @@ export class Session {
     const ir = typeof model === 'string' || model instanceof Uint8Array ? undefined : model;
     try {
       if (typeof model === 'string') inner = await ort.InferenceSession.create(model, so);
-      else inner = await ort.InferenceSession.create(model instanceof Uint8Array ? model : encodeModel(model), so);
+      else
+        inner = await ort.InferenceSession.create(
+          model instanceof Uint8Array ? model : encodeModel(model),
+          so,
+        );
     } catch (e) {
-      throw new RuntimeError('ort-load', `ONNX Runtime cannot load ${label}: ${firstLine(e)}`, { file: typeof model === 'string' ? model : undefined });
+      throw new RuntimeError('ort-load', `ONNX Runtime cannot load ${label}: ${firstLine(e)}`, {
+        file: typeof model === 'string' ? model : undefined,
+      });
     }
     return new Session(inner, label, ir);
   }
 
   /** Run the model; returns the requested outputs (all by default). */
-  async run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    fetches?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
     this.checkFeeds(feeds);
     this.checkFetches(fetches ?? this.outputNames);
     const f: Record<string, ort.Tensor> = {};
@@ -158,9 +176,13 @@ export class Session {
       const v: Value | undefined = this.model.graph.outputs.find((o) => o.name === name);
       const d = v?.dtype;
       if (d && !ORT_DTYPES[d])
-        throw new UnsupportedError('fetch-dtype', `Output "${name}" of ${this.label} is ${d}, which ONNX Runtime cannot return to Node: dequantize it in the graph`, {
-          value: name,
-        });
+        throw new UnsupportedError(
+          'fetch-dtype',
+          `Output "${name}" of ${this.label} is ${d}, which ONNX Runtime cannot return to Node: dequantize it in the graph`,
+          {
+            value: name,
+          },
+        );
     }
   }
 
@@ -168,20 +190,32 @@ export class Session {
   private checkFeeds(feeds: Record<string, HostTensor>): void {
     for (const name of Object.keys(feeds))
       if (!this.inputNames.includes(name))
-        throw new ShapeError('feed-name', `${this.label} has no input "${name}" (inputs: ${this.inputNames.join(', ')})`, { value: name });
+        throw new ShapeError(
+          'feed-name',
+          `${this.label} has no input "${name}" (inputs: ${this.inputNames.join(', ')})`,
+          { value: name },
+        );
     if (!this.model) return;
     for (const v of this.model.graph.inputs) {
       const t = feeds[v.name];
       if (!t) {
         if (v.const) continue;
-        throw new ShapeError('feed-missing', `Input "${v.name}" of ${this.label} was not given`, { value: v.name });
+        throw new ShapeError('feed-missing', `Input "${v.name}" of ${this.label} was not given`, {
+          value: v.name,
+        });
       }
       const tt = v.tensorType;
       if (!tt) continue;
       if (tt.dtype !== t.dtype)
-        throw new ShapeError('feed-dtype', `Input "${v.name}" of ${this.label} must be ${tt.dtype}: it is ${t.dtype}`, { value: v.name });
+        throw new ShapeError(
+          'feed-dtype',
+          `Input "${v.name}" of ${this.label} must be ${tt.dtype}: it is ${t.dtype}`,
+          { value: v.name },
+        );
       if (tt.shape) {
-        const ok = tt.shape.length === t.dims.length && tt.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
+        const ok =
+          tt.shape.length === t.dims.length &&
+          tt.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
         if (!ok)
           throw new ShapeError(
             'feed-shape',
@@ -198,7 +232,10 @@ function firstLine(e: unknown): string {
   return m.split('\n')[0]!.slice(0, 600);
 }
 
-export function createSession(model: Model | Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
+export function createSession(
+  model: Model | Uint8Array | string,
+  opts: SessionOptions = {},
+): Promise<Session> {
   return Session.create(model, opts);
 }
 
@@ -216,7 +253,8 @@ export async function runModel(
   }
 }
 
-export const ortVersion: string = (ort.env as { versions?: { common?: string } }).versions?.common ?? 'unknown';
+export const ortVersion: string =
+  (ort.env as { versions?: { common?: string } }).versions?.common ?? 'unknown';
 
 let nchwcProbe: Promise<number> | undefined;
 
@@ -230,13 +268,22 @@ export function nchwcBlockSize(): Promise<number> {
     if (process.arch !== 'x64') return 0;
     const g = new Graph('nchwc_probe');
     const x = g.addInput('x', tensorType('float32', [1, 4, 1, 1]));
-    const n = g.addNode({ opType: 'ReorderInput', domain: 'com.microsoft.nchwc', name: 'r', inputs: [x], outputs: ['y'] });
+    const n = g.addNode({
+      opType: 'ReorderInput',
+      domain: 'com.microsoft.nchwc',
+      name: 'r',
+      inputs: [x],
+      outputs: ['y'],
+    });
     g.outputs = [n.output(0)];
     const m = new Model(g);
     m.opsetImports.set('', 17);
     m.opsetImports.set('com.microsoft.nchwc', 1);
     try {
-      const s = await ort.InferenceSession.create(encodeModel(m), { logSeverityLevel: 4, graphOptimizationLevel: 'disabled' });
+      const s = await ort.InferenceSession.create(encodeModel(m), {
+        logSeverityLevel: 4,
+        graphOptimizationLevel: 'disabled',
+      });
       try {
         const out = await s.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) });
         const b = out.y?.dims[1] ?? 0;

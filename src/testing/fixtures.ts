@@ -21,22 +21,37 @@ export function torchFixtures(): { name: string; path: string; io: string }[] {
   return readdirSync(TORCH_FIXTURES)
     .filter((f) => f.endsWith('.onnx'))
     .sort()
-    .map((f) => ({ name: f.replace(/\.onnx$/, ''), path: join(TORCH_FIXTURES, f), io: join(TORCH_FIXTURES, f.replace(/\.onnx$/, '.io.json')) }));
+    .map((f) => ({
+      name: f.replace(/\.onnx$/, ''),
+      path: join(TORCH_FIXTURES, f),
+      io: join(TORCH_FIXTURES, f.replace(/\.onnx$/, '.io.json')),
+    }));
 }
 
 /** ONNX files shipped inside npm packages (dev dependencies), with inputs that make them run. */
-export function packageModels(): { name: string; path: string; feeds: (m: Model) => Record<string, HostTensor> }[] {
+export function packageModels(): {
+  name: string;
+  path: string;
+  feeds: (m: Model) => Record<string, HostTensor>;
+}[] {
   const oww = join(pkgDir('openwakeword-js'), 'models');
   const vad = join(pkgDir('@ricky0123/vad-web'), 'dist');
   const audio = (n: number, seed: number) => randomFloat([1, n], seed, 0.1);
   const out: { name: string; path: string; feeds: (m: Model) => Record<string, HostTensor> }[] = [];
-  for (const f of readdirSync(oww).filter((f) => f.endsWith('.onnx')).sort())
+  for (const f of readdirSync(oww)
+    .filter((f) => f.endsWith('.onnx'))
+    .sort())
     out.push({ name: `openwakeword/${f}`, path: join(oww, f), feeds: (m) => randomFeeds(m, 7, 1) });
   const sr = { dtype: 'int64' as const, dims: [], data: BigInt64Array.from([16000n]) };
   out.push({
     name: 'silero_vad_legacy',
     path: join(vad, 'silero_vad_legacy.onnx'),
-    feeds: () => ({ input: audio(1536, 1), sr, h: randomFloat([2, 1, 64], 2, 0.1), c: randomFloat([2, 1, 64], 3, 0.1) }),
+    feeds: () => ({
+      input: audio(1536, 1),
+      sr,
+      h: randomFloat([2, 1, 64], 2, 0.1),
+      c: randomFloat([2, 1, 64], 3, 0.1),
+    }),
   });
   for (const v of ['silero_vad_v5', 'silero_vad_v6'])
     out.push({
@@ -54,17 +69,23 @@ interface IoEntry {
 }
 
 /** Read a `<name>.io.json`: torch's inputs and outputs as HostTensors. */
-export function readIo(path: string): { inputs: Record<string, HostTensor>; outputs: Record<string, HostTensor> } {
-  const j = JSON.parse(readFileSync(path, 'utf8')) as { inputs: Record<string, IoEntry>; outputs: Record<string, IoEntry> };
+export function readIo(path: string): {
+  inputs: Record<string, HostTensor>;
+  outputs: Record<string, HostTensor>;
+} {
+  const j = JSON.parse(readFileSync(path, 'utf8')) as {
+    inputs: Record<string, IoEntry>;
+    outputs: Record<string, IoEntry>;
+  };
   const conv = (e: IoEntry): HostTensor => ({
     dtype: e.dtype,
     dims: e.shape,
     data: e.dtype === 'int64' ? BigInt64Array.from(e.data.map((x) => BigInt(x))) : Float32Array.from(e.data),
   });
-  const map = (o: Record<string, IoEntry>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, conv(v)]));
+  const map = (o: Record<string, IoEntry>) =>
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [k, conv(v)]));
   return { inputs: map(j.inputs), outputs: map(j.outputs) };
 }
-
 
 export function randomFloat(dims: number[], seed: number, scale = 1): HostTensor {
   const r = prng(seed);
@@ -87,7 +108,11 @@ export function randomFeeds(m: Model, seed = 1, batch = 2): Record<string, HostT
     else if (t.dtype === 'int64') {
       const n = dims.reduce((a, b) => a * b, 1);
       const r = prng(s++);
-      feeds[v.name] = { dtype: 'int64', dims, data: BigInt64Array.from({ length: n }, () => BigInt(Math.floor(r() * 4))) };
+      feeds[v.name] = {
+        dtype: 'int64',
+        dims,
+        data: BigInt64Array.from({ length: n }, () => BigInt(Math.floor(r() * 4))),
+      };
     } else throw new Error(`no random feed for dtype ${t.dtype}`);
   }
   return feeds;
@@ -107,5 +132,10 @@ export function maxAbsDiff(a: TypedArray, b: TypedArray): number {
 /** True when two typed arrays hold the same bytes (bit-identical, NaNs included). */
 export function bitEqual(a: TypedArray, b: TypedArray): boolean {
   if (a.byteLength !== b.byteLength) return false;
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
 }

@@ -8,7 +8,15 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { encodePng, fromDataset, loadDataset, subset, writeNpz, writeNpy, type Dataset } from '../../data/index.js';
+import {
+  encodePng,
+  fromDataset,
+  loadDataset,
+  subset,
+  writeNpz,
+  writeNpy,
+  type Dataset,
+} from '../../data/index.js';
 import { EdgefitError, exitCodeOf } from '../../errors.js';
 import { evaluate } from '../../eval/index.js';
 import { ModelBuilder } from '../../ir/builder.js';
@@ -27,11 +35,21 @@ interface EvalJson {
   confusion: number[][];
   perClass: { class: number; name?: string; support: number }[];
   skipped: { file: string; reason: string }[];
-  preprocess: null | { channels: number; crop: number[]; resize: number; layout: string; mean: number[]; std: number[]; scale: number };
+  preprocess: null | {
+    channels: number;
+    crop: number[];
+    resize: number;
+    layout: string;
+    mean: number[];
+    std: number[];
+    scale: number;
+  };
   format: string;
 }
 
-async function edgefitEval(...args: string[]): Promise<{ code: number; json?: EvalJson; text?: string; error?: EdgefitError }> {
+async function edgefitEval(
+  ...args: string[]
+): Promise<{ code: number; json?: EvalJson; text?: string; error?: EdgefitError }> {
   try {
     const p = parseCommand(evalCommand, [...args, '--json', '--quiet']);
     const r = await evalCommand.run(p, { out: () => {}, err: () => {}, quiet: true, json: true });
@@ -71,7 +89,10 @@ describe('edgefit eval --data <path>', () => {
       writeFileSync(join(cls, `${String(fm.indices![i]).padStart(5, '0')}.png`), encodePng(px, 28, 28, 1));
     }
     const npz = join(dir, 'fm.npz');
-    writeNpz(npz, { x: { dtype: 'float32', shape: [fm.n, 1, 28, 28], data: fm.x }, y: { dtype: 'int64', shape: [fm.n], data: fm.y } });
+    writeNpz(npz, {
+      x: { dtype: 'float32', shape: [fm.n, 1, 28, 28], data: fm.x },
+      y: { dtype: 'int64', shape: [fm.n], data: fm.y },
+    });
 
     // the built-in path (what --data fashion-mnist runs) on the same 1,000 images
     const builtin = await evaluate(CNN, fromDataset(fm, { name: 'fashion-mnist' }), { batchSize: 256 });
@@ -112,7 +133,9 @@ describe('edgefit eval --data <path>', () => {
     const good = readFileSync(join(png, '3', readdirSync(join(png, '3'))[0]!));
     writeFileSync(join(png, '3', 'zz-truncated.png'), good.subarray(0, good.length - 40));
     writeFileSync(join(png, '7', 'zz-garbage.png'), 'this is not an image');
-    const jpeg = await sharp(Buffer.alloc(28 * 28 * 3, 90), { raw: { width: 28, height: 28, channels: 3 } }).jpeg().toBuffer();
+    const jpeg = await sharp(Buffer.alloc(28 * 28 * 3, 90), { raw: { width: 28, height: 28, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     writeFileSync(join(png, '5', 'zz-broken.jpg'), jpeg.subarray(0, jpeg.length >> 1));
     const before = listFiles(dir);
     for (const threads of ['1', '0']) {
@@ -123,7 +146,11 @@ describe('edgefit eval --data <path>', () => {
       assert.equal(j.correct, builtin.correct);
       assert.deepEqual(
         j.skipped.map((s) => s.file),
-        [join(png, '3', 'zz-truncated.png'), join(png, '5', 'zz-broken.jpg'), join(png, '7', 'zz-garbage.png')],
+        [
+          join(png, '3', 'zz-truncated.png'),
+          join(png, '5', 'zz-broken.jpg'),
+          join(png, '7', 'zz-garbage.png'),
+        ],
       );
       assert.match(j.skipped[0]!.reason, /corrupt PNG/);
       assert.match(j.skipped[1]!.reason, /cannot decode/);
@@ -155,20 +182,35 @@ describe('edgefit eval --data <path>', () => {
       const cls = join(root, i < 6 ? 'cat' : 'dog');
       mkdirSync(cls, { recursive: true });
       const f = join(cls, `img${String(i).padStart(2, '0')}.jpg`);
-      writeFileSync(f, await sharp(pix, { raw: { width: w, height: hh, channels: 3 } }).jpeg({ quality: 92 }).toBuffer());
+      writeFileSync(
+        f,
+        await sharp(pix, { raw: { width: w, height: hh, channels: 3 } })
+          .jpeg({ quality: 92 })
+          .toBuffer(),
+      );
       files.push(f);
     }
     // reference: sharp resizes the shorter side to 64, we cut the center 64×64 by hand, /255, NCHW
     const ref = new Float32Array(12 * 3 * 64 * 64);
     for (const [k, f] of files.entries()) {
-      const { data, info } = await sharp(f).toColourspace('srgb').resize({ width: 64, height: 64, fit: 'outside', kernel: 'linear' }).raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(f)
+        .toColourspace('srgb')
+        .resize({ width: 64, height: 64, fit: 'outside', kernel: 'linear' })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       assert.deepEqual([Math.min(info.width, info.height), Math.max(info.width, info.height)], [64, 80]);
       const top = (info.height - 64) / 2;
       const left = (info.width - 64) / 2;
       for (let c = 0; c < 3; c++)
-        for (let y = 0; y < 64; y++) for (let xx = 0; xx < 64; xx++) ref[((k * 3 + c) * 64 + y) * 64 + xx] = data[((y + top) * info.width + xx + left) * 3 + c]! / 255;
+        for (let y = 0; y < 64; y++)
+          for (let xx = 0; xx < 64; xx++)
+            ref[((k * 3 + c) * 64 + y) * 64 + xx] = data[((y + top) * info.width + xx + left) * 3 + c]! / 255;
     }
-    const out = await runModel(model, { image: { dtype: 'float32', dims: [12, 3, 64, 64], data: ref } }, { threads: 1 });
+    const out = await runModel(
+      model,
+      { image: { dtype: 'float32', dims: [12, 3, 64, 64], data: ref } },
+      { threads: 1 },
+    );
     const s = out.logits!.data as Float32Array;
     const conf = Array.from({ length: 5 }, () => new Array<number>(5).fill(0));
     for (let k = 0; k < 12; k++) conf[k < 6 ? 0 : 1]![argmax(s, k, 5)]!++;
@@ -177,7 +219,10 @@ describe('edgefit eval --data <path>', () => {
     const j = r.json!;
     assert.equal(j.n, 12);
     assert.deepEqual(j.confusion, conf);
-    assert.deepEqual([j.preprocess!.channels, j.preprocess!.crop, j.preprocess!.resize, j.preprocess!.layout], [3, [64, 64], 64, 'nchw']);
+    assert.deepEqual(
+      [j.preprocess!.channels, j.preprocess!.crop, j.preprocess!.resize, j.preprocess!.layout],
+      [3, [64, 64], 64, 'nchw'],
+    );
     assert.deepEqual(
       j.perClass.slice(0, 2).map((c) => [c.name, c.support]),
       [
@@ -186,7 +231,20 @@ describe('edgefit eval --data <path>', () => {
       ],
     );
     // flags override the defaults and are echoed: resize 72 then crop 64, ImageNet mean/std, BGR
-    const o = await edgefitEval(model, '--data', root, '--resize', '72', '--crop', '64x64', '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--bgr');
+    const o = await edgefitEval(
+      model,
+      '--data',
+      root,
+      '--resize',
+      '72',
+      '--crop',
+      '64x64',
+      '--mean',
+      '0.485,0.456,0.406',
+      '--std',
+      '0.229,0.224,0.225',
+      '--bgr',
+    );
     assert.equal(o.code, 0, o.error?.message);
     assert.deepEqual([o.json!.preprocess!.resize, o.json!.preprocess!.mean], [72, [0.485, 0.456, 0.406]]);
     const bad = await edgefitEval(model, '--data', root, '--crop', '32x32');
@@ -212,7 +270,11 @@ describe('edgefit eval --data <path>', () => {
     }
     const csv = join(dir, 'iris.csv');
     writeFileSync(csv, `${lines.join('\n')}\n`);
-    const out = await runModel(model, { features: { dtype: 'float32', dims: [40, 4], data: feats } }, { threads: 1 });
+    const out = await runModel(
+      model,
+      { features: { dtype: 'float32', dims: [40, 4], data: feats } },
+      { threads: 1 },
+    );
     const s = out.logits!.data as Float32Array;
     let correct = 0;
     for (let i = 0; i < 40; i++) if (argmax(s, i, 3) === labels[i]) correct++;
@@ -234,7 +296,10 @@ describe('edgefit eval --data <path>', () => {
     writeFileSync(wide, '1,2,3,4,5,0\n');
     const w = await edgefitEval(model, '--data', wide);
     assert.equal(w.code, 2);
-    assert.match(w.error!.message, /wide\.csv: rows of 5 feature columns \(plus label column 6\) do not fit model input "features" of shape \[N,4\]/);
+    assert.match(
+      w.error!.message,
+      /wide\.csv: rows of 5 feature columns \(plus label column 6\) do not fit model input "features" of shape \[N,4\]/,
+    );
   });
 
   test('.npy with --labels, and a manifest feeding a two-input model', async () => {
@@ -249,12 +314,23 @@ describe('edgefit eval --data <path>', () => {
     const bv = Float32Array.from({ length: n * 2 }, (_, i) => Math.sin(i * 0.3));
     const y = BigInt64Array.from({ length: n }, (_, i) => BigInt(i % 3));
     writeNpy(join(dir, 'a.npy'), { dtype: 'float32', shape: [n, 4], data: av });
-    writeNpz(join(dir, 'bz.npz'), { b: { dtype: 'float32', shape: [n, 2], data: bv }, y: { dtype: 'int64', shape: [n], data: y } }, { compress: true });
-    const out = await runModel(model, { a: { dtype: 'float32', dims: [n, 4], data: av }, b: { dtype: 'float32', dims: [n, 2], data: bv } }, { threads: 1 });
+    writeNpz(
+      join(dir, 'bz.npz'),
+      { b: { dtype: 'float32', shape: [n, 2], data: bv }, y: { dtype: 'int64', shape: [n], data: y } },
+      { compress: true },
+    );
+    const out = await runModel(
+      model,
+      { a: { dtype: 'float32', dims: [n, 4], data: av }, b: { dtype: 'float32', dims: [n, 2], data: bv } },
+      { threads: 1 },
+    );
     let correct = 0;
     for (let i = 0; i < n; i++) if (argmax(out.logits!.data as Float32Array, i, 3) === i % 3) correct++;
     const manifest = join(dir, 'inputs.yaml');
-    writeFileSync(manifest, 'inputs:\n  a: a.npy\n  b: bz.npz\nlabels: bz.npz:y\nclasses: [red, green, blue]\n');
+    writeFileSync(
+      manifest,
+      'inputs:\n  a: a.npy\n  b: bz.npz\nlabels: bz.npz:y\nclasses: [red, green, blue]\n',
+    );
     const r = await edgefitEval(model, '--data', manifest, '--batch', '7');
     assert.equal(r.code, 0, r.error?.message);
     assert.deepEqual([r.json!.n, r.json!.correct, r.json!.format], [n, correct, 'manifest']);
@@ -264,20 +340,42 @@ describe('edgefit eval --data <path>', () => {
     );
 
     // the single-input CNN on .npy + --labels equals the .npz result
-    writeNpy(join(dir, 'fx.npy'), { dtype: 'float32', shape: [200, 1, 28, 28], data: fm.x.subarray(0, 200 * 784) });
-    writeNpy(join(dir, 'fy.npy'), { dtype: 'uint8', shape: [200], data: Uint8Array.from(fm.y.subarray(0, 200), Number) });
+    writeNpy(join(dir, 'fx.npy'), {
+      dtype: 'float32',
+      shape: [200, 1, 28, 28],
+      data: fm.x.subarray(0, 200 * 784),
+    });
+    writeNpy(join(dir, 'fy.npy'), {
+      dtype: 'uint8',
+      shape: [200],
+      data: Uint8Array.from(fm.y.subarray(0, 200), Number),
+    });
     const npy = await edgefitEval(CNN, '--data', join(dir, 'fx.npy'), '--labels', join(dir, 'fy.npy'));
-    const ref = await evaluate(CNN, fromDataset({ ...fm, n: 200, x: fm.x.subarray(0, 200 * 784), y: fm.y.subarray(0, 200) }), {});
+    const ref = await evaluate(
+      CNN,
+      fromDataset({ ...fm, n: 200, x: fm.x.subarray(0, 200 * 784), y: fm.y.subarray(0, 200) }),
+      {},
+    );
     assert.equal(npy.code, 0, npy.error?.message);
     assert.deepEqual([npy.json!.n, npy.json!.correct], [200, ref.correct]);
 
     // checked against the model before anything runs: shape, dtype, names — errors name the file
     writeNpy(join(dir, 'b3.npy'), { dtype: 'float32', shape: [n, 3], data: new Float32Array(n * 3) });
     writeNpy(join(dir, 'b64.npy'), { dtype: 'float64', shape: [n, 2], data: new Float64Array(n * 2) });
-    writeNpy(join(dir, 'bshort.npy'), { dtype: 'float32', shape: [n - 1, 2], data: new Float32Array((n - 1) * 2) });
+    writeNpy(join(dir, 'bshort.npy'), {
+      dtype: 'float32',
+      shape: [n - 1, 2],
+      data: new Float32Array((n - 1) * 2),
+    });
     const cases: [string, RegExp][] = [
-      ['inputs:\n  a: a.npy\n  b: b3.npy\nlabels: bz.npz:y\n', /b3\.npy: array of shape \[50,3\] does not fit model input "b" of shape \[N,2\]/],
-      ['inputs:\n  a: a.npy\n  b: b64.npy\nlabels: bz.npz:y\n', /b64\.npy: array is float64, but model input "b" takes float32/],
+      [
+        'inputs:\n  a: a.npy\n  b: b3.npy\nlabels: bz.npz:y\n',
+        /b3\.npy: array of shape \[50,3\] does not fit model input "b" of shape \[N,2\]/,
+      ],
+      [
+        'inputs:\n  a: a.npy\n  b: b64.npy\nlabels: bz.npz:y\n',
+        /b64\.npy: array is float64, but model input "b" takes float32/,
+      ],
       ['inputs:\n  a: a.npy\n  b: bshort.npy\n', /bshort\.npy: has 49 items, but .*a\.npy has 50/],
       ['inputs:\n  a: a.npy\n', /does not map model input b/],
       ['inputs:\n  a: a.npy\n  b: bz.npz:b\n  c: a.npy\n', /maps c, which the model does not have/],
@@ -304,24 +402,51 @@ describe('edgefit eval --data <path>', () => {
     const eleven = join(dir, 'eleven');
     for (let c = 0; c < 11; c++) {
       mkdirSync(join(eleven, `c${String(c).padStart(2, '0')}`), { recursive: true });
-      writeFileSync(join(eleven, `c${String(c).padStart(2, '0')}`, 'x.png'), encodePng(new Uint8Array(784), 28, 28, 1));
+      writeFileSync(
+        join(eleven, `c${String(c).padStart(2, '0')}`, 'x.png'),
+        encodePng(new Uint8Array(784), 28, 28, 1),
+      );
     }
     const flat = join(dir, 'flat');
     mkdirSync(flat);
-    for (let i = 0; i < 3; i++) writeFileSync(join(flat, `${i}.png`), encodePng(new Uint8Array(784).fill(i * 40), 28, 28, 1));
-    writeNpy(join(dir, 'x.npy'), { dtype: 'float32', shape: [4, 1, 28, 28], data: new Float32Array(4 * 784) });
-    writeNpy(join(dir, 'y10.npy'), { dtype: 'int64', shape: [4], data: BigInt64Array.from([0n, 1n, 10n, 2n]) });
-    writeNpy(join(dir, 'x14.npy'), { dtype: 'float32', shape: [4, 1, 14, 56], data: new Float32Array(4 * 784) });
-    writeFileSync(join(dir, 'big.csv'), `${Array.from({ length: 784 }, (_, i) => `p${i}`).join(',')},label\n${new Array(784).fill(0).join(',')},10\n`);
+    for (let i = 0; i < 3; i++)
+      writeFileSync(join(flat, `${i}.png`), encodePng(new Uint8Array(784).fill(i * 40), 28, 28, 1));
+    writeNpy(join(dir, 'x.npy'), {
+      dtype: 'float32',
+      shape: [4, 1, 28, 28],
+      data: new Float32Array(4 * 784),
+    });
+    writeNpy(join(dir, 'y10.npy'), {
+      dtype: 'int64',
+      shape: [4],
+      data: BigInt64Array.from([0n, 1n, 10n, 2n]),
+    });
+    writeNpy(join(dir, 'x14.npy'), {
+      dtype: 'float32',
+      shape: [4, 1, 14, 56],
+      data: new Float32Array(4 * 784),
+    });
+    writeFileSync(
+      join(dir, 'big.csv'),
+      `${Array.from({ length: 784 }, (_, i) => `p${i}`).join(',')},label\n${new Array(784).fill(0).join(',')},10\n`,
+    );
     const cases: [string[], string, RegExp][] = [
       [['--data', empty], empty, /no images/],
       [['--data', noImages], join(noImages, 'b'), /class folder "b" has no images/],
       [['--data', eleven], join(eleven, 'c10'), /class index 10, outside the model's 10 output classes/],
       [['--data', flat], flat, /edgefit eval needs labelled data, and .*flat has no labels/],
-      [['--data', join(dir, 'x.npy'), '--labels', join(dir, 'y10.npy')], join(dir, 'y10.npy'), /label 10 at row 2 is outside the model's 10 output classes/],
+      [
+        ['--data', join(dir, 'x.npy'), '--labels', join(dir, 'y10.npy')],
+        join(dir, 'y10.npy'),
+        /label 10 at row 2 is outside the model's 10 output classes/,
+      ],
       [['--data', join(dir, 'x14.npy')], join(dir, 'x14.npy'), /does not fit model input "input"/],
       [['--data', join(dir, 'big.csv')], join(dir, 'big.csv'), /label 10 at data row 1 is outside/],
-      [['--data', join(dir, 'x.npy'), '--resize', '32'], join(dir, 'x.npy'), /preprocessing options \(for image folders\) do not apply/],
+      [
+        ['--data', join(dir, 'x.npy'), '--resize', '32'],
+        join(dir, 'x.npy'),
+        /preprocessing options \(for image folders\) do not apply/,
+      ],
       [['--data', join(dir, 'nothing-here')], join(dir, 'nothing-here'), /neither a built-in dataset/],
     ];
     const before = listFiles(dir);

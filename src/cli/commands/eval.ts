@@ -8,16 +8,32 @@ import { openDataArg } from '../datasource.js';
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'Run a classifier over a dataset through ONNX Runtime: accuracy, per-class precision/recall, confusion matrix.',
-  usage: '<model.onnx> --data <dataset|folder|x.npy|d.npz|t.csv|inputs.yaml> [--split test|train] [--limit N]',
-  positionals: [{ name: 'model.onnx', description: 'classifier: inputs as the data gives them, output class scores [N,C]' }],
+  summary:
+    'Run a classifier over a dataset through ONNX Runtime: accuracy, per-class precision/recall, confusion matrix.',
+  usage:
+    '<model.onnx> --data <dataset|folder|x.npy|d.npz|t.csv|inputs.yaml> [--split test|train] [--limit N]',
+  positionals: [
+    {
+      name: 'model.onnx',
+      description: 'classifier: inputs as the data gives them, output class scores [N,C]',
+    },
+  ],
   options: {
     data: { type: 'string', valueName: 'data', description: DATA_FORMATS_HELP },
-    split: { type: 'string', valueName: 'split', description: 'test | train (built-in datasets)', default: 'test' },
+    split: {
+      type: 'string',
+      valueName: 'split',
+      description: 'test | train (built-in datasets)',
+      default: 'test',
+    },
     limit: { type: 'string', valueName: 'N', description: 'only the first N items' },
     batch: { type: 'string', valueName: 'N', description: 'batch size', default: '256' },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
-    'decode-threads': { type: 'string', valueName: 'N', description: 'image decoder threads (default: 1 for 4,096+ images, else 0 = decode on the main thread)' },
+    'decode-threads': {
+      type: 'string',
+      valueName: 'N',
+      description: 'image decoder threads (default: 1 for 4,096+ images, else 0 = decode on the main thread)',
+    },
     ...DATA_FLAGS,
   },
   examples: [
@@ -34,9 +50,17 @@ export const evalCommand: Command = {
     const threads = intOption(p, 'threads', { min: 1, max: 256 });
     const decodeThreads = intOption(p, 'decode-threads', { min: 0, max: 64 });
     const model = loadModel(file);
-    const data = await openDataArg(p, { model, split, ...(limit !== undefined ? { limit } : {}), needLabels: 'edgefit eval', ...(decodeThreads !== undefined ? { decodeThreads } : {}) });
+    const data = await openDataArg(p, {
+      model,
+      split,
+      ...(limit !== undefined ? { limit } : {}),
+      needLabels: 'edgefit eval',
+      ...(decodeThreads !== undefined ? { decodeThreads } : {}),
+    });
     try {
-      const bar = progress(`eval ${data.name}${data.format === 'builtin' ? `/${split}` : ''}`, data.n, { quiet: io.quiet });
+      const bar = progress(`eval ${data.name}${data.format === 'builtin' ? `/${split}` : ''}`, data.n, {
+        quiet: io.quiet,
+      });
       let last = 0;
       const r = await evaluate(model, data, {
         batchSize,
@@ -64,14 +88,21 @@ export const evalCommand: Command = {
         skipped: data.skipped,
         preprocess: data.preprocess ?? null,
       };
-      const rows = r.perClass.map((c) => [`${c.class}${c.name ? ` ${c.name}` : ''}`, c.support, pct(c.precision, 1), pct(c.recall, 1)]);
+      const rows = r.perClass.map((c) => [
+        `${c.class}${c.name ? ` ${c.name}` : ''}`,
+        c.support,
+        pct(c.precision, 1),
+        pct(c.recall, 1),
+      ]);
       const pp = data.preprocess;
       const lines = [
         `${file} on ${data.name}${data.format === 'builtin' ? ` ${split}` : ''} (${r.n} rows): accuracy ${pct(r.accuracy)} (${r.correct}/${r.n}), ${r.throughput.toFixed(0)} rows/s`,
         pp
           ? `preprocess: ${pp.channels === 1 ? 'grey' : pp.bgr ? 'BGR' : 'RGB'}, resize ${pp.resize}, crop ${pp.crop[0]}x${pp.crop[1]}, scale ${+pp.scale.toPrecision(6)}, mean [${pp.mean}], std [${pp.std}], ${pp.layout}${pp.flatten ? ' (flattened)' : ''}`
           : '',
-        data.dropped.length ? `dropped ${data.dropped.length} malformed source rows: ${data.dropped.map((d) => `class ${d.class} row ${d.index} (${d.length} values)`).join(', ')}` : '',
+        data.dropped.length
+          ? `dropped ${data.dropped.length} malformed source rows: ${data.dropped.map((d) => `class ${d.class} row ${d.index} (${d.length} values)`).join(', ')}`
+          : '',
         data.skipped.length
           ? `skipped ${data.skipped.length} unreadable item${data.skipped.length > 1 ? 's' : ''}: ${data.skipped
               .slice(0, 10)

@@ -5,11 +5,17 @@ import { type Command, intOption } from '../command.js';
 
 export const inspect: Command = {
   name: 'inspect',
-  summary: 'Summarise a model: parameters, bytes by dtype, MACs, peak activation memory, inputs/outputs, op counts, per-layer table.',
+  summary:
+    'Summarise a model: parameters, bytes by dtype, MACs, peak activation memory, inputs/outputs, op counts, per-layer table.',
   usage: '<model.onnx> [--batch N]',
   positionals: [{ name: 'model.onnx', description: 'the model to inspect' }],
   options: {
-    batch: { type: 'string', valueName: 'N', description: 'batch size used for symbolic batch dims (MACs, activations)', default: '1' },
+    batch: {
+      type: 'string',
+      valueName: 'N',
+      description: 'batch size used for symbolic batch dims (MACs, activations)',
+      default: '1',
+    },
   },
   examples: ['edgefit inspect cnn-s.onnx --json | jq .params'],
   async run(p) {
