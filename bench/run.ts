@@ -14,7 +14,11 @@ import { quantizeBench } from './quantize.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { processes: { type: 'string', default: '3' }, reps: { type: 'string', default: '50' }, models: { type: 'string' } },
+  options: {
+    processes: { type: 'string', default: '3' },
+    reps: { type: 'string', default: '50' },
+    models: { type: 'string' },
+  },
 });
 const processes = Number(values.processes);
 const reps = Number(values.reps);
@@ -23,7 +27,9 @@ const groups = positionals.length ? positionals : ['infer'];
 function measure(a: WorkerArgs): number {
   let best = Infinity;
   for (let p = 0; p < processes; p++) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'worker.ts'), JSON.stringify(a)], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'worker.ts'), JSON.stringify(a)], {
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new Error(`bench worker failed for ${JSON.stringify(a)}:\n${r.stderr}`);
     const line = r.stdout.trim().split('\n').pop()!;
     best = Math.min(best, (JSON.parse(line) as { median_ms: number }).median_ms);
@@ -37,20 +43,30 @@ for (const g of groups) {
       for (const batch of [1, 64])
         for (const threads of [2, 1]) {
           const ms = measure({ bench: 'infer', model, precision: 'fp32', batch, threads, reps, warmup: 5 });
-          process.stdout.write(`${JSON.stringify({ bench: 'infer', model, precision: 'fp32', batch, threads, median_ms: +ms.toFixed(4) })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ bench: 'infer', model, precision: 'fp32', batch, threads, median_ms: +ms.toFixed(4) })}\n`,
+          );
         }
   } else if (g === 'train-step') {
     for (const model of ['mlp', 'cnn-s', 'vit-t'])
       for (const threads of [2, 1]) {
         const ms = measure({ bench: 'train-step', model, batch: 64, threads, reps, warmup: 5 });
-        process.stdout.write(`${JSON.stringify({ bench: 'train-step', model, batch: 64, threads, median_ms: +ms.toFixed(4) })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ bench: 'train-step', model, batch: 64, threads, median_ms: +ms.toFixed(4) })}\n`,
+        );
       }
   } else if (g === 'data') {
     // PNG-folder decode items/s vs cnn-s ORT items/s at batch 64, and both in one eval pipeline (bench/data.ts)
     dataBench(processes, (line) => process.stdout.write(`${line}\n`));
   } else if (g === 'quantize') {
     // INT8/INT4 vs FP32: sizes, accuracy, calibration time, latency of each placement (bench/quantize.ts)
-    await quantizeBench({ models: values.models, measure, reps, emit: (line) => process.stdout.write(`${line}\n`), log: (s) => process.stderr.write(`${s}\n`) });
+    await quantizeBench({
+      models: values.models,
+      measure,
+      reps,
+      emit: (line) => process.stdout.write(`${line}\n`),
+      log: (s) => process.stderr.write(`${s}\n`),
+    });
   } else {
     process.stderr.write(`unknown benchmark group "${g}" (known: infer, train-step, data, quantize)\n`);
     process.exitCode = 2;

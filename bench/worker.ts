@@ -93,6 +93,7 @@ async function inferFile(a: Extract<WorkerArgs, { bench: 'infer-file' }>): Promi
 
 if (process.argv[1]?.endsWith('worker.ts')) {
   const a = JSON.parse(process.argv[2]!) as WorkerArgs;
-  const ms = a.bench === 'infer' ? await infer(a) : a.bench === 'infer-file' ? await inferFile(a) : await trainStep(a);
+  const ms =
+    a.bench === 'infer' ? await infer(a) : a.bench === 'infer-file' ? await inferFile(a) : await trainStep(a);
   process.stdout.write(`${JSON.stringify({ median_ms: ms })}\n`);
 }

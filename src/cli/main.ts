@@ -11,7 +11,16 @@ import { optimize } from './commands/optimize.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { compareCommand } from './commands/compare.js';
 
-export const COMMANDS: Command[] = [inspect, convert, evalCommand, build, optimize, trainCommand, quantizeCommand, compareCommand];
+export const COMMANDS: Command[] = [
+  inspect,
+  convert,
+  evalCommand,
+  build,
+  optimize,
+  trainCommand,
+  quantizeCommand,
+  compareCommand,
+];
 
 function usage(): string {
   return [

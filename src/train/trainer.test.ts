@@ -181,6 +181,37 @@ describe('trainer', () => {
     assert.equal(r.test!.accuracy, r.testAccuracy);
   });
 
+  test('distillation hooks: extraInputs feeds teacher logits by dataset row, the distill loss trains the student', async () => {
+    const data = subset(trainAll, 1024, 10);
+    const test = subset(testAll, 500, 11);
+    // a "teacher" that knows the labels: logits 4 on the true class, 0 elsewhere, one row per dataset row
+    const teacher = new Float32Array(data.n * 10);
+    for (let i = 0; i < data.n; i++) teacher[i * 10 + Number(data.y[i])] = 4;
+    let checked = 0;
+    const r = await train(buildModel('mlp', { seed: 4 }), {
+      data,
+      test,
+      epochs: 2,
+      optimizer: sgd,
+      lr: 0.05,
+      threads: 1,
+      loss: { kind: 'distill', temperature: 2, alpha: 0.7 },
+      extraInputs: (idx, batch) => {
+        const t = new Float32Array(idx.length * 10);
+        for (let i = 0; i < idx.length; i++) {
+          assert.equal(batch.y[i], data.y[idx[i]!]); // indices name the rows of the batch
+          t.set(teacher.subarray(idx[i]! * 10, idx[i]! * 10 + 10), i * 10);
+          checked++;
+        }
+        return { teacher_logits: { dtype: 'float32', dims: [idx.length, 10], data: t } };
+      },
+    });
+    assert.equal(checked, 2 * 16 * 64);
+    assert.ok(r.history.every((h) => Number.isFinite(h.trainLoss)));
+    assert.ok(r.history[1]!.trainLoss < r.history[0]!.trainLoss);
+    assert.ok(r.testAccuracy! > 0.55, `distilled student ${r.testAccuracy}`);
+  });
+
   test('early stopping stops when validation does not improve (lr 0, patience 2) and keepBest returns the first epoch', async () => {
     const data = subset(trainAll, 256, 7);
     const val = subset(testAll, 128, 8);

@@ -91,7 +91,7 @@ export interface TrainOptions {
   seed?: number;
   /** Stop after `patience` epochs in a row that do not improve `metric` by more than `minDelta` (default 0). */
   earlyStopping?: { patience: number; minDelta?: number; metric?: Metric };
-  /** Keep the weights of the best epoch (by `metric`, default val_accuracy) and return them. */
+  /** Keep the weights of the best epoch (by `metric`: default val_accuracy, or train_loss without `val`) and return them. */
   keepBest?: boolean | { metric?: Metric };
   /** Save a checkpoint every `everyEpochs` epochs (default 1) and/or every `everySteps` steps, and at the end. */
   checkpoint?: { path: string; everyEpochs?: number; everySteps?: number };
