@@ -81,6 +81,7 @@ const UNARY_VALUE: Record<string, (a: number) => number> = {
 
 registerAll(Object.keys(UNARY), (t) => ({
   sinceVersion: UNARY[t]!,
+  quantFusedActivation: t === 'Relu' || undefined,
   infer: same,
   grad: unaryGrad(t),
   value:
@@ -397,6 +398,7 @@ register({
 register({
   type: 'Clip',
   sinceVersion: [1, 6, 11, 12, 13],
+  quantFusedActivation: true,
   sameDtype: 'all',
   grad: clipGrad,
   infer: same,

@@ -29,6 +29,8 @@ register({
   sinceVersion: [1, 9, 13],
   sameDtype: 'all',
   grad: matmulGrad,
+  // input 1 is a weight when constant; two activations (attention scores) are quantized only on request
+  quant: { weightInputs: [1], activationInputs: [0], channelAxis: () => 1 },
   infer: (node, ctx) => {
     const a = ctx.inputType(0);
     const b = ctx.inputType(1);
@@ -90,6 +92,12 @@ register({
   sinceVersion: [1, 6, 7, 9, 11, 13],
   sameDtype: 'all',
   grad: gemmGrad,
+  quant: {
+    weightInputs: [1],
+    activationInputs: [0],
+    biasInput: 2,
+    channelAxis: (n) => (n.attrInt('transB', 0) ? 0 : 1),
+  },
   infer: (node, ctx) => {
     const a = ctx.inputType(0);
     const b = ctx.inputType(1);

@@ -89,6 +89,7 @@ register({
   sinceVersion: [1, 11, 22],
   sameDtype: 'all',
   grad: convGrad,
+  quant: { weightInputs: [1], activationInputs: [0], biasInput: 2, channelAxis: () => 0 },
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     return [tt(x.dtype, convShape(node, ctx, x, ctx.inputType(1), ctx.optInputType(2)))];
@@ -232,6 +233,7 @@ register({
   type: 'MaxPool',
   sinceVersion: [1, 8, 10, 11, 12, 22],
   grad: maxPoolGrad,
+  quantPassThrough: 0,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     const so = node.attrInt('storage_order', 0);

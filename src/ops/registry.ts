@@ -81,8 +81,14 @@ export type PruneAxes = AxisRef[][] | ((node: Node) => AxisRef[][]);
 
 /** Which inputs hold weights (quantized offline) and which carry activations (quantized with calibration). */
 export interface QuantSpec {
+  /** Inputs holding weights (quantized offline: int8 per channel, or int4 blocks). */
   weightInputs: number[];
+  /** Inputs carrying activations (quantized with calibrated ranges). */
   activationInputs: number[];
+  /** The bias input (int32 with scale = input scale · weight scale), when the op has one. */
+  biasInput?: number;
+  /** The weight's output-channel axis (per-channel scales), as a function of the node (Gemm's transB). */
+  channelAxis?: (node: Node) => number;
 }
 
 export interface OpEntry {
@@ -103,8 +109,15 @@ export interface OpEntry {
   grad?(node: Node, g: GradCtx): (Value | null)[];
   /** Coupled axes for structured pruning. Later work. */
   prune?: PruneAxes;
-  /** Quantizable inputs. Later work. */
+  /** Quantizable inputs: ops with integer kernels in ORT (QLinearConv, QGemm, MatMulIntegerToFloat). */
   quant?: QuantSpec;
+  /**
+   * The op only moves or selects elements (or takes a max): quantized data may flow through it unchanged, so a
+   * DQ → op → Q with equal parameters lets ORT run it on integers. The value is the input carrying the data.
+   */
+  quantPassThrough?: number;
+  /** ORT folds this activation into the quantization of its producer's output (Relu, Clip(0, 6)). */
+  quantFusedActivation?: boolean;
 }
 
 const REGISTRY = new Map<string, OpEntry[]>();

@@ -50,6 +50,7 @@ function reshapeTarget(node: Node, ctx: InferCtx): { target: SymValue | undefine
 register({
   type: 'Reshape',
   sinceVersion: [1, 5, 13, 14, 19, 21],
+  quantPassThrough: 0,
   grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -107,6 +108,7 @@ register({
 register({
   type: 'Flatten',
   sinceVersion: [1, 9, 11, 13, 21],
+  quantPassThrough: 0,
   grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -126,6 +128,7 @@ register({
 register({
   type: 'Transpose',
   sinceVersion: [1, 13, 21],
+  quantPassThrough: 0,
   grad: transposeGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -169,6 +172,7 @@ register({
 register({
   type: 'Squeeze',
   sinceVersion: [1, 11, 13, 21],
+  quantPassThrough: 0,
   grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -207,6 +211,7 @@ register({
 register({
   type: 'Unsqueeze',
   sinceVersion: [1, 11, 13, 21],
+  quantPassThrough: 0,
   grad: reshapeBackGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
