@@ -1,7 +1,7 @@
 // Helpers shared by the graph passes: constants, readers, bypassing a node without changing graph output names,
 // moving outputs from one node to another, and op counts.
 import type { Attr, Dim, Graph, Model, Node, Tensor, Value, ValueType } from '../ir/index.js';
-import { allGraphs, Tensor as TensorCtor } from '../ir/index.js';
+import { allGraphs } from '../ir/index.js';
 import { constantNodeTensor, inferShapes, type InferReport, tensorToSym } from '../ops/index.js';
 
 /** The ai.onnx domain ('' or 'ai.onnx'). */
@@ -34,13 +34,9 @@ export function constInts(v: Value | null | undefined): number[] | undefined {
   return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
 }
 
-/**
- * Elements of a numeric tensor as float64. Copies the bytes into a fresh aligned array first: `Tensor#typed` on a
- * tensor decoded from a file can view a Node Buffer at an unaligned offset, where its fallback copy (Buffer#slice)
- * does not copy, and would read the wrong bytes.
- */
+/** Elements of a numeric tensor as float64. */
 export function f64(t: Tensor): Float64Array {
-  return new TensorCtor(t.dtype, t.dims, new Uint8Array(t.bytes)).toFloat64();
+  return t.toFloat64();
 }
 
 /** The one node reading `v` when exactly one node reads it (once) and it is not a graph output. */
