@@ -1,28 +1,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, TORCH_FIXTURES, readIo, bitEqual } from '../testing/fixtures.js';
 import { loadModel } from '../onnx/index.js';
 import { runModel } from '../runtime/index.js';
+import { edgefit } from '../testing/cli.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'edgefit.mjs');
 const CNN = join(TORCH_FIXTURES, 'cnn-s_op13.onnx');
-
-function edgefit(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, FORCE_COLOR: '0' },
-  });
-  return {
-    code: r.status,
-    stdout: r.stdout,
-    stderr: r.stderr,
-    json: () => JSON.parse(r.stdout) as Record<string, unknown>,
-  };
-}
 
 let dir = '';
 before(() => {

@@ -6,6 +6,7 @@ import { gradCheck, type GradCheckResult } from '../autodiff/check.js';
 import { type DType, type Graph, type Model, type Value, Tensor } from '../ir/index.js';
 import type { HostTensor } from '../runtime/index.js';
 import { buildCase, type AttrV, type OpCase } from './testing.js';
+import { prng } from '../util/random.js';
 
 export type Rand = () => number;
 /** Makes `n` values for an input. */
@@ -98,17 +99,6 @@ export interface GCase {
   seed?: number;
 }
 
-function rng(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function hash(s: string): number {
   let h = 2166136261;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
@@ -142,7 +132,7 @@ export function buildGradCase(c: GCase): { model: Model; feeds: Record<string, H
   const outs = node.outputs.filter((o): o is Value => !!o);
   if (c.lossOutputs) g.outputs = c.lossOutputs.map((i) => node.output(i));
   if (c.after) g.outputs = c.after(g, outs);
-  const rnd = rng(c.seed ?? hash(gcaseName(c)));
+  const rnd = prng(c.seed ?? hash(gcaseName(c)));
   const feeds: Record<string, HostTensor> = {};
   const wrt: string[] = [];
   c.inputs.forEach((s, i) => {

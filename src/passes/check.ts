@@ -4,6 +4,7 @@ import { ShapeError } from '../errors.js';
 import type { DType, Model, TypedArray } from '../ir/index.js';
 import { floatToHalf, halfToFloat } from '../ir/index.js';
 import { runModel, type HostTensor } from '../runtime/index.js';
+import { prng } from '../util/random.js';
 
 export interface RandomInputOptions {
   seed?: number;
@@ -17,18 +18,6 @@ export interface RandomInputOptions {
   values?: Record<string, number>;
   /** Integer inputs are drawn from [0, intHigh) (default 4). */
   intHigh?: number;
-}
-
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Random feeds for every input of `model` that is not an initializer: floats in [-1, 1), ints in [0, intHigh). */

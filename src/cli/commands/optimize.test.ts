@@ -1,28 +1,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../onnx/index.js';
 import { compareModels } from '../../passes/index.js';
 import { REPO_ROOT, TORCH_FIXTURES, readIo } from '../../testing/fixtures.js';
+import { edgefit } from '../../testing/cli.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'edgefit.mjs');
 const MOBILE_BN = join(TORCH_FIXTURES, 'mobile_bn_op13.onnx');
-
-function edgefit(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, FORCE_COLOR: '0' },
-  });
-  return {
-    code: r.status,
-    stdout: r.stdout,
-    stderr: r.stderr,
-    json: () => JSON.parse(r.stdout) as Record<string, any>,
-  };
-}
 
 let dir = '';
 before(() => {

@@ -1,6 +1,5 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,16 +9,7 @@ import { loadModel } from '../../onnx/index.js';
 import { REPO_ROOT } from '../../testing/fixtures.js';
 import { main } from '../main.js';
 import { splitValidation } from './train.js';
-
-const BIN = join(REPO_ROOT, 'bin', 'edgefit.mjs');
-
-function edgefit(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, FORCE_COLOR: '0' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { edgefit } from '../../testing/cli.js';
 
 /** In-process run of the CLI (fast: no tsx start-up), capturing both streams. */
 async function inProcess(...args: string[]) {
