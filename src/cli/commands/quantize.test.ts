@@ -113,8 +113,10 @@ describe('edgefit quantize / compare', () => {
     assert.match(j.auto.stoppedBecause, /holds the gate/);
   });
 
-  test('exit codes: qat 3, a missing calibration set or a bad flag 2, an impossible --auto gate 4 (nothing written)', async () => {
-    assert.equal((await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'qat')).code, 3);
+  test('exit codes: qat without training data, a missing calibration set or a bad flag 2, an impossible --auto gate 4 (nothing written)', async () => {
+    const q = await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'qat');
+    assert.equal(q.code, 2);
+    assert.match(q.stderr, /--train-data/);
     assert.equal((await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'static')).code, 2);
     assert.equal(
       (await edgefit('quantize', CNN, join(dir, 'x.onnx'), '--mode', 'int4', '--block-size', '48')).code,

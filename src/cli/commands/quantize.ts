@@ -1,6 +1,13 @@
 // `edgefit quantize <in.onnx> <out.onnx> --mode dynamic|static|int4|fp16|qat | --auto --data … --max-drop …`
-import { permutation, type DataSource } from '../../data/index.js';
-import { GateError, InputError } from '../../errors.js';
+import {
+  isDatasetName,
+  loadDataset,
+  mixSeed,
+  permutation,
+  subset,
+  type DataSource,
+} from '../../data/index.js';
+import { GateError, InputError, UnsupportedError } from '../../errors.js';
 import { evaluate } from '../../eval/index.js';
 import type { Model } from '../../ir/index.js';
 import { assertValid } from '../../ir/index.js';
@@ -33,6 +40,8 @@ import {
 } from '../command.js';
 import { DATA_FLAGS } from '../dataflags.js';
 import { openDataArg } from '../datasource.js';
+import { qatHook, quantizeAwareTrain, type QatResult } from '../../qat/index.js';
+import type { TrainData } from '../../train/trainer.js';
 
 function list(p: Parsed, name: string): string[] | undefined {
   const v = stringOption(p, name);
@@ -97,12 +106,173 @@ async function calibrationData(
   }
 }
 
+/** Training rows for QAT, with the held-out validation rows. */
+interface QatData {
+  data: TrainData;
+  val?: TrainData;
+  /** What the rows are, for messages and --json. */
+  name: string;
+}
+
+/** Rows `idx` of in-memory labelled data (copied). */
+function takeRows(d: TrainData, idx: ArrayLike<number>): TrainData {
+  const px = d.inputShape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(idx.length * px);
+  const y = new BigInt64Array(idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i]!;
+    x.set(d.x.subarray(r * px, (r + 1) * px), i * px);
+    y[i] = d.y[r]!;
+  }
+  const out: TrainData = { n: idx.length, x, y, inputShape: [...d.inputShape], numClasses: d.numClasses };
+  if (d.name !== undefined) out.name = d.name;
+  if (d.classNames) out.classNames = d.classNames;
+  return out;
+}
+
+/** Every item of a labelled single-input data source, in memory. */
+async function readAllLabelled(src: DataSource): Promise<TrainData> {
+  const spec = src.inputs[0];
+  if (!src.labeled)
+    throw new InputError('qat-labels', `QAT fine-tunes on labelled data: ${src.name} has no labels`, {
+      value: src.name,
+    });
+  if (src.inputs.length !== 1 || !spec || spec.dtype !== 'float32')
+    throw new UnsupportedError(
+      'qat-inputs',
+      `QAT trains models with one float32 input: ${src.name} feeds ${src.inputs.length}`,
+      {
+        value: src.name,
+      },
+    );
+  const px = spec.shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(src.n * px);
+  const y = new BigInt64Array(src.n);
+  let k = 0;
+  let maxLabel = 0;
+  for (let s = 0; s < src.n; s += 1024) {
+    const b = await src.read(Uint32Array.from({ length: Math.min(1024, src.n - s) }, (_, i) => s + i));
+    x.set(b.feeds[spec.name]!.data as Float32Array, k * px);
+    y.set(b.labels!, k);
+    for (const l of b.labels!) if (Number(l) > maxLabel) maxLabel = Number(l);
+    k += b.n;
+  }
+  const out: TrainData = {
+    n: k,
+    x: x.subarray(0, k * px),
+    y: y.subarray(0, k),
+    inputShape: [...spec.shape],
+    numClasses: src.numClasses ?? maxLabel + 1,
+    name: src.name,
+  };
+  if (src.classNames) out.classNames = src.classNames;
+  return out;
+}
+
+/**
+ * QAT's training rows: `--train-data`, else the train split of a built-in `--data` / `--calib-data` (never the
+ * rows the accuracy is measured on); `--train-limit` rows of it (seeded), `--val-split` of them held out.
+ */
+async function qatTrainingData(p: Parsed, model: Model, seed: number, io: Io): Promise<QatData> {
+  const given = p.values['train-data'];
+  const spec =
+    typeof given === 'string'
+      ? given
+      : [p.values.data, p.values['calib-data']].find(
+          (v): v is string => typeof v === 'string' && isDatasetName(v),
+        );
+  if (!spec)
+    throw new InputError(
+      'qat-data',
+      'QAT fine-tunes on labelled training data: give --train-data <data>, or a built-in dataset as --data (its train split is used)',
+      { value: 'train-data' },
+    );
+  const limit = intOption(p, 'train-limit', { min: 2 });
+  let full: TrainData;
+  let name: string;
+  if (isDatasetName(spec)) {
+    let ds = loadDataset(spec, 'train');
+    if (limit !== undefined) ds = subset(ds, limit, seed);
+    full = ds;
+    name = `${spec} (train split${limit !== undefined ? `, ${ds.n} rows` : ''})`;
+  } else {
+    const src = await openDataArg(p, {
+      flag: 'train-data',
+      model,
+      needLabels: 'edgefit quantize --mode qat',
+    });
+    try {
+      full = await readAllLabelled(src);
+    } finally {
+      await src.close();
+    }
+    if (limit !== undefined && limit < full.n)
+      full = takeRows(full, permutation(full.n, seed).subarray(0, limit));
+    name = src.name;
+  }
+  const valRows =
+    intOption(p, 'val-split', { min: 0 }) ?? (full.n >= 50_000 ? 5000 : Math.floor(full.n / 10));
+  if (valRows >= full.n)
+    throw new InputError(
+      'option',
+      `--val-split ${valRows} leaves no training rows (the training data has ${full.n} rows)`,
+      {
+        value: 'val-split',
+      },
+    );
+  if (!io.quiet)
+    io.err(
+      `quantize: QAT training data: ${full.n - valRows} row(s) of ${name}, ${valRows} held out for validation\n`,
+    );
+  if (valRows === 0) return { data: full, name };
+  // the same split as `edgefit train`: the last valRows of a seeded permutation
+  const perm = permutation(full.n, mixSeed(seed, 0x7a1d));
+  const isVal = new Uint8Array(full.n);
+  for (let i = full.n - valRows; i < full.n; i++) isVal[perm[i]!] = 1;
+  const tr: number[] = [];
+  const va: number[] = [];
+  for (let i = 0; i < full.n; i++) (isVal[i] ? va : tr).push(i);
+  return { data: takeRows(full, tr), val: takeRows(full, va), name };
+}
+
+/** The QAT figures for --json. */
+function qatJson(
+  r: QatResult,
+  d: QatData,
+  o: { epochs: number; lr: number; batchSize: number; learnScales: boolean },
+) {
+  return {
+    trainData: d.name,
+    trainRows: d.data.n,
+    valRows: d.val?.n ?? 0,
+    epochs: o.epochs,
+    lr: o.lr,
+    batchSize: o.batchSize,
+    learnScales: o.learnScales,
+    start: r.start ?? null,
+    exportedEpoch: r.epoch,
+    history: r.history,
+    scales: r.scales,
+    seconds: r.seconds,
+  };
+}
+
+function qatLines(q: ReturnType<typeof qatJson>): string[] {
+  const best = q.history.find((h) => h.epoch === q.exportedEpoch);
+  return [
+    `QAT: ${q.epochs} epoch(s) on ${q.trainRows} row(s) of ${q.trainData}, lr ${q.lr} (cosine), ${q.learnScales ? 'learned' : 'calibrated'} activation scales, ${q.seconds.toFixed(1)} s`,
+    q.start && q.valRows
+      ? `QAT validation accuracy: start (static INT8) ${pct(q.start.valAccuracy)} → ${q.exportedEpoch === 0 ? 'no better epoch: exported the start' : `epoch ${q.exportedEpoch} ${pct(best?.valAccuracy ?? NaN)}`}`
+      : '',
+  ].filter(Boolean);
+}
+
 export const quantizeCommand: Command = {
   name: 'quantize',
   summary:
-    'Quantize a model for ORT CPU: dynamic/static INT8, INT4 weights (MatMulNBits), FP16; --auto picks the first method that holds an accuracy gate.',
+    'Quantize a model for ORT CPU: dynamic/static INT8, INT4 weights (MatMulNBits), FP16, QAT (INT8 fine-tuned with fake quantization); --auto picks the first method that holds an accuracy gate.',
   usage:
-    '<in.onnx> <out.onnx> --mode dynamic|static|int4|fp16|qat [--calib-data <data> --calib-samples N --calibrator minmax|percentile|entropy|mse --block-size N --exclude …] [--data <data>] | --auto --data <data> --max-drop <points>',
+    '<in.onnx> <out.onnx> --mode dynamic|static|int4|fp16|qat [--calib-data <data> --calib-samples N --calibrator minmax|percentile|entropy|mse --block-size N --exclude …] [--data <data>] [--train-data <data> --epochs N --lr X] | --auto --data <data> --max-drop <points>',
   positionals: [
     { name: 'in.onnx', description: 'float32 model' },
     { name: 'out.onnx', description: 'where to write the quantized model' },
@@ -201,7 +371,41 @@ export const quantizeCommand: Command = {
       type: 'boolean',
       description: 'skip the clean-up and fusion passes (BatchNorm folding, constant folding, …) run first',
     },
-    seed: { type: 'string', valueName: 'N', description: 'seed of the calibration sample', default: '0' },
+    'train-data': {
+      type: 'string',
+      valueName: 'data',
+      description:
+        'qat: labelled rows to fine-tune on (default: the train split of a built-in --data / --calib-data)',
+    },
+    'train-limit': {
+      type: 'string',
+      valueName: 'N',
+      description: 'qat: fine-tune on a seeded, class-balanced subset of N training rows',
+    },
+    'val-split': {
+      type: 'string',
+      valueName: 'N',
+      description:
+        'qat: training rows held out (seeded) to pick the best epoch (default 5000, or 10 % below 50,000)',
+    },
+    epochs: { type: 'string', valueName: 'N', description: 'qat: fine-tuning epochs', default: '1' },
+    lr: {
+      type: 'string',
+      valueName: 'X',
+      description: 'qat: peak learning rate of the cosine schedule (SGD, momentum 0.9)',
+      default: '0.005',
+    },
+    batch: { type: 'string', valueName: 'N', description: 'qat: batch size', default: '64' },
+    'fixed-scales': {
+      type: 'boolean',
+      description: 'qat: keep the calibrated activation scales (default: learn them, LSQ)',
+    },
+    seed: {
+      type: 'string',
+      valueName: 'N',
+      description: 'seed of the calibration sample and of QAT (subset, validation split, shuffling)',
+      default: '0',
+    },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
     ...DATA_FLAGS,
   },
@@ -210,6 +414,7 @@ export const quantizeCommand: Command = {
     'edgefit quantize mlp.onnx mlp.q4.onnx --mode int4 --block-size 32 --int4-method gptq --calib-data fashion-mnist',
     'edgefit quantize encoder.onnx encoder.dyn.onnx --mode dynamic',
     'edgefit quantize model.onnx model.fp16.onnx --mode fp16 --keep-fp32 Softmax',
+    'edgefit quantize cnn-s.onnx cnn-s.qat.onnx --mode qat --data fashion-mnist --epochs 1 --json',
     'edgefit quantize cnn-s.onnx out.onnx --auto --data fashion-mnist --max-drop 0.5',
   ],
   async run(p, io) {
@@ -237,14 +442,25 @@ export const quantizeCommand: Command = {
     const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
     const threads = intOption(p, 'threads', { min: 1, max: 256 });
     const maxDrop = numberOption(p, 'max-drop', 0, 100) ?? 1;
+    const qatOpts = {
+      epochs: intOption(p, 'epochs', { min: 1, max: 1000 }) ?? 1,
+      lr: numberOption(p, 'lr', 0, 10) ?? 0.005,
+      batchSize: intOption(p, 'batch', { min: 1, max: 65536 }) ?? 64,
+      learnScales: !p.values['fixed-scales'],
+    };
     const log = io.quiet ? () => {} : (s: string) => io.err(`quantize: ${s}\n`);
 
     const original = loadModel(input);
     assertValid(original.graph, { opsetImports: original.opsetImports }, input);
     const bytesBefore = encodeModel(original).byteLength;
 
+    // QAT's training rows (checked before anything slow)
+    const qatData = mode === 'qat' && !auto ? await qatTrainingData(p, original, seed, io) : undefined;
+
     const needsCalib = auto || mode === 'static' || (mode === 'int4' && int4Method === 'gptq');
-    const calibration = needsCalib ? await calibrationData(p, original, io, calibSamples, seed) : undefined;
+    // QAT calibrates on --calib-data / --data like static INT8 when given, else on its training rows
+    const calibration =
+      needsCalib || mode === 'qat' ? await calibrationData(p, original, io, calibSamples, seed) : undefined;
     if (needsCalib && !calibration)
       throw new InputError(
         'calib-missing',
@@ -288,6 +504,21 @@ export const quantizeCommand: Command = {
       let result: QuantizeResult | undefined;
       let autoResult: AutoResult | undefined;
       let model: Model;
+      let qatRun: { r: QatResult; d: QatData } | undefined;
+      let qatSkipped: string | undefined;
+      const qatTrainOptions = (d: QatData) => ({
+        data: d.data,
+        ...(d.val ? { val: d.val } : {}),
+        epochs: qatOpts.epochs,
+        lr: { kind: 'cosine' as const, lr: qatOpts.lr },
+        batchSize: qatOpts.batchSize,
+        learnScales: qatOpts.learnScales,
+        seed,
+        ...(threads !== undefined ? { threads } : {}),
+        log,
+        progress: { quiet: io.quiet, label: 'qat' },
+        prepared: !!p.values['no-optimize'],
+      });
       if (auto) {
         let m = original;
         const notes: string[] = [];
@@ -296,7 +527,23 @@ export const quantizeCommand: Command = {
           m = prep.model;
           notes.push(...prep.notes);
         }
-        autoResult = await autoQuantize(m, { ...common, score, maxDrop, log });
+        // the QAT step: training rows are resolved only if auto gets that far
+        const qat = async (qm: Model, ctx: Parameters<ReturnType<typeof qatHook>>[1]) => {
+          let d: QatData;
+          try {
+            d = await qatTrainingData(p, original, seed, io);
+          } catch (e) {
+            if (!(e instanceof InputError)) throw e;
+            qatSkipped = e.message;
+            log(`QAT skipped: ${e.message}`);
+            return undefined;
+          }
+          return qatHook({
+            ...qatTrainOptions(d),
+            onResult: (r) => (qatRun = { r, d }),
+          })(qm, ctx);
+        };
+        autoResult = await autoQuantize(m, { ...common, score, maxDrop, log, qat });
         if (!autoResult.model) {
           const lines = autoResult.steps.map(
             (s) =>
@@ -312,6 +559,19 @@ export const quantizeCommand: Command = {
         }
         model = autoResult.model;
         result = { model, mode: 'static', nodes: [], notes };
+      } else if (mode === 'qat') {
+        const d = qatData!;
+        const r = await quantizeAwareTrain(original, { ...common, ...qatTrainOptions(d) });
+        qatRun = { r, d };
+        result = {
+          model: r.model,
+          mode: 'qat',
+          nodes: r.plan.nodes,
+          notes: r.notes,
+          plan: r.plan,
+          ranges: r.ranges.final,
+        };
+        model = result.model;
       } else {
         result = await quantize(original, {
           ...common,
@@ -359,6 +619,11 @@ export const quantizeCommand: Command = {
         integerKernels: kernels.integer,
         floatComputeKernels: kernels.floatCompute,
         notes: result.notes,
+        ...(qatRun
+          ? { qat: qatJson(qatRun.r, qatRun.d, qatOpts) }
+          : qatSkipped
+            ? { qat: { skipped: qatSkipped } }
+            : {}),
         ...(autoResult
           ? {
               auto: {
@@ -385,6 +650,7 @@ export const quantizeCommand: Command = {
         `ORT kernels: ${Object.entries(kernels.ops)
           .map(([k, v]) => `${k.replace('com.microsoft:', '')} ×${v}`)
           .join(', ')}`,
+        ...(qatRun ? qatLines(qatJson(qatRun.r, qatRun.d, qatOpts)) : []),
         ...result.notes,
       ].filter(Boolean);
       if (autoResult)

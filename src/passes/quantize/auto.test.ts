@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Model } from '../../ir/index.js';
 import { Session } from '../../runtime/index.js';
-import { QAT_UNAVAILABLE, autoQuantize } from './auto.js';
+import { NO_QAT_HOOK, autoQuantize } from './auto.js';
 import type { Feeds } from './calibrate.js';
 import { convertFp16 } from './fp16.js';
 import { analyzeSensitivity, mixedPrecision, sensitivityOrder } from './sensitivity.js';
@@ -128,7 +128,7 @@ describe('per-layer SQNR, sensitivity, mixed precision, --auto', () => {
         ['qat', 'skipped'],
       ],
     );
-    assert.equal(hard.steps[2]!.note, QAT_UNAVAILABLE);
+    assert.equal(hard.steps[2]!.note, NO_QAT_HOOK);
     assert.ok(hard.steps[1]!.attempts!.length === 2 && hard.steps[1]!.sensitivity!.length === 3);
 
     // with a QAT hook, the third step runs it

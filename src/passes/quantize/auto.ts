@@ -1,7 +1,8 @@
 // `--auto`: try the cheapest method that holds the accuracy gate, in order, and stop at the first that does:
 //   1. static INT8 PTQ (QDQ, calibrated);
 //   2. mixed precision: sensitivity analysis, then the most sensitive layers back to float until the gate holds;
-//   3. QAT: through the `qat` hook, once the training engine lands (until then the step is recorded as skipped).
+//   3. QAT: through the `qat` hook (src/qat's `qatHook`; without a hook, or without training data, the step is
+//      recorded as skipped).
 // Every attempt is recorded with its figures, and `stoppedBecause` says why it stopped.
 import type { Model } from '../../ir/index.js';
 import type { Feeds } from './calibrate.js';
@@ -59,8 +60,8 @@ export interface AutoResult {
   stoppedBecause: string;
 }
 
-export const QAT_UNAVAILABLE =
-  'QAT needs the training engine (src/train), which has not landed: no QAT hook was given';
+export const NO_QAT_HOOK =
+  'no QAT hook was given (QAT needs labelled training data: pass qatHook from src/qat)';
 
 export async function autoQuantize(model: Model, options: AutoOptions): Promise<AutoResult> {
   const { model: m, options: opts, notes: prepNotes } = prepareStatic(model, options);
@@ -149,7 +150,7 @@ export async function autoQuantize(model: Model, options: AutoOptions): Promise<
       status: 'skipped',
       accuracy: null,
       drop: null,
-      note: QAT_UNAVAILABLE,
+      note: NO_QAT_HOOK,
       seconds: 0,
     });
     return {
@@ -158,7 +159,7 @@ export async function autoQuantize(model: Model, options: AutoOptions): Promise<
       baseline,
       maxDrop: opts.maxDrop,
       steps,
-      stoppedBecause: `no method held the gate; ${QAT_UNAVAILABLE}`,
+      stoppedBecause: `no method held the gate; ${NO_QAT_HOOK}`,
     };
   }
   const qm = await opts.qat(m, { options: opts, score: opts.score, baseline, maxDrop: opts.maxDrop });

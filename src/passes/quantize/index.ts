@@ -71,8 +71,8 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
   const notes: string[] = [];
   if (opts.mode === 'qat')
     throw new UnsupportedError(
-      'qat-unavailable',
-      'QAT (--mode qat) needs the training engine, which has not landed yet; use --mode static, or --auto for static PTQ then mixed precision',
+      'qat-needs-training',
+      'QAT fine-tunes on labelled training data, which quantize() does not take: call quantizeAwareTrain (src/qat) or run `edgefit quantize --mode qat --data <dataset>`',
       {},
     );
   if (opts.optimize ?? true) {

@@ -253,7 +253,7 @@ describe('as passes of the pass manager', () => {
 });
 
 describe('quantize()', () => {
-  test('every mode on mlp; qat is unsupported until the training engine lands', async () => {
+  test('every mode on mlp; qat through quantize() points to quantizeAwareTrain', async () => {
     const { model } = fixture('builder/mlp');
     const calibration = calibrationBatches(model, 2, 16);
     for (const mode of ['dynamic', 'static', 'int4', 'fp16'] as const) {
@@ -263,7 +263,7 @@ describe('quantize()', () => {
     }
     await assert.rejects(
       quantize(model, { mode: 'qat' }),
-      (e: Error & { exitCode?: number }) => e.exitCode === 3 && /training engine/.test(e.message),
+      (e: Error & { exitCode?: number }) => e.exitCode === 3 && /quantizeAwareTrain/.test(e.message),
     );
   });
 
