@@ -13,12 +13,19 @@ import {
   readFashion,
   validClassRows,
 } from './fashion.js';
-import { assertImageSum, numpySkipReason, REFERENCE_DIR, runPython, sum } from './testutil.js';
+import {
+  assertImageSum,
+  numpySkipReason,
+  referenceSkipReason,
+  REFERENCE_DIR,
+  runPython,
+  sum,
+} from './testutil.js';
 
 const dir = fashionDataDir();
 
 // The reference reader takes a few seconds: start it now, so it runs while this process parses the JSON.
-const reference: Promise<string> | undefined = numpySkipReason()
+const reference: Promise<string> | undefined = referenceSkipReason()
   ? undefined
   : runPython(
       `import sys, json, hashlib
@@ -183,7 +190,7 @@ test('a broken or missing class file is a DataError naming it', () => {
 });
 
 test('matches shared/reference/datasets.py bit for bit (float32 x, int64 y)', async (t) => {
-  if (!reference) return t.skip(numpySkipReason());
+  if (!reference) return t.skip(referenceSkipReason());
   const ref = JSON.parse(await reference) as Record<string, [string, string, number]>;
   const h = (a: ArrayBufferView) =>
     createHash('sha256')

@@ -5,7 +5,14 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadDataset, PIXEL_SCALE } from './dataset.js';
 import { loadMnistRaw, mnistDataDir } from './mnist.js';
-import { assertImageSum, numpySkipReason, REFERENCE_DIR, runPython, sum } from './testutil.js';
+import {
+  assertImageSum,
+  numpySkipReason,
+  referenceSkipReason,
+  REFERENCE_DIR,
+  runPython,
+  sum,
+} from './testutil.js';
 
 const dir = mnistDataDir();
 const train = loadDataset('mnist', 'train');
@@ -85,7 +92,7 @@ test('raw splits are read once per process', () => {
 });
 
 test('matches shared/reference/datasets.py bit for bit (float32 x, int64 y)', async (t) => {
-  const why = numpySkipReason();
+  const why = referenceSkipReason();
   if (why) return t.skip(why);
   const out = await runPython(
     `import sys, json, hashlib

@@ -2,9 +2,22 @@
 // cross-checks against numpy and shared/reference/datasets.py), and image checksums.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../testing/fixtures.js';
 
 export const PYTHON = '/usr/bin/python3';
-export const REFERENCE_DIR = '/work/shared/reference';
+/** The shared reference scripts, which sit beside the repository (`../shared/reference`). */
+export const REFERENCE_DIR = join(REPO_ROOT, '..', 'shared', 'reference');
+
+/** Why cross-checks against shared/reference/datasets.py must be skipped (no numpy, or no shared folder). */
+export function referenceSkipReason(): string | undefined {
+  const why = numpySkipReason();
+  if (why) return why;
+  return existsSync(join(REFERENCE_DIR, 'datasets.py'))
+    ? undefined
+    : `${REFERENCE_DIR}/datasets.py is not there`;
+}
 
 let reason: string | undefined | null = null;
 
