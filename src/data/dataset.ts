@@ -10,7 +10,8 @@ export type DatasetName = 'mnist' | 'fashion-mnist';
 export const DATASET_NAMES: readonly DatasetName[] = ['mnist', 'fashion-mnist'];
 
 export interface Dataset {
-  name: DatasetName;
+  /** The built-in dataset name, or the path it was read from. */
+  name: DatasetName | (string & {});
   split: Split;
   /** Number of rows. */
   n: number;

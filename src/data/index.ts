@@ -76,3 +76,4 @@ export { encodePng, decodePng, type DecodedImage } from './png.js';
 export { openNpy, openNpz, readNpz, writeNpz, encodeNpz, NpzFile, type ArrayReader } from './npz.js';
 export { readCsv, type CsvData } from './csv.js';
 export { readManifest, type Manifest } from './manifest.js';
+export { materialize, MAX_IN_MEMORY_BYTES } from './materialize.js';

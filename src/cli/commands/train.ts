@@ -1,4 +1,14 @@
-import { type Dataset, mixSeed, permutation, subset, take } from '../../data/index.js';
+import {
+  DATA_FORMATS_HELP,
+  type Dataset,
+  type Split,
+  isDatasetName,
+  materialize,
+  mixSeed,
+  permutation,
+  subset,
+  take,
+} from '../../data/index.js';
 import { InputError } from '../../errors.js';
 import type { Model } from '../../ir/graph.js';
 import { buildModel, isModelName } from '../../models/index.js';
@@ -7,7 +17,8 @@ import type { ScheduleSpec } from '../../train/schedule.js';
 import { train } from '../../train/trainer.js';
 import type { OptimizerSpec } from '../../train/types.js';
 import { type Command, type Parsed, intOption, pct, stringOption, table } from '../command.js';
-import { resolveData } from '../datasource.js';
+import { DATA_FLAGS } from '../dataflags.js';
+import { openDataArg, resolveData } from '../datasource.js';
 
 const OPTIMIZERS = ['sgd', 'adamw'] as const;
 const SCHEDULES = ['constant', 'cosine', 'step'] as const;
@@ -72,14 +83,25 @@ export function splitValidation(
  * the full split is garbage once it is split.
  */
 function trainAndValidation(
-  name: string,
+  full: Dataset,
   limit: number | undefined,
   valSplit: number | undefined,
   seed: number,
 ) {
-  let full = resolveData(name, 'train');
   if (limit !== undefined) full = subset(full, limit, seed);
   return splitValidation(full, valSplit ?? (full.n >= 50_000 ? 5000 : Math.floor(full.n / 10)), seed);
+}
+
+/** Labelled rows of `--<flag>` in memory: a built-in split, or any other data source read whole. */
+async function loadLabelled(p: Parsed, flag: string, model: Model, split: Split): Promise<Dataset> {
+  const spec = p.values[flag] as string;
+  if (isDatasetName(spec)) return resolveData(spec, split);
+  const src = await openDataArg(p, { flag, model, needLabels: 'edgefit train' });
+  try {
+    return await materialize(src, split);
+  } finally {
+    await src.close();
+  }
 }
 
 export const trainCommand: Command = {
@@ -95,7 +117,17 @@ export const trainCommand: Command = {
       valueName: 'name|file',
       description: 'mlp | cnn-s | vit-t (built, seeded by --seed) or an ONNX classifier to re-train',
     },
-    data: { type: 'string', valueName: 'dataset', description: 'fashion-mnist | mnist' },
+    data: {
+      type: 'string',
+      valueName: 'data',
+      description: `labelled training data: ${DATA_FORMATS_HELP} (built-in: the train split)`,
+    },
+    'test-data': {
+      type: 'string',
+      valueName: 'data',
+      description: 'labelled data for the final test accuracy (default: the test split of a built-in --data)',
+    },
+    ...DATA_FLAGS,
     epochs: {
       type: 'string',
       valueName: 'N',
@@ -239,9 +271,19 @@ export const trainCommand: Command = {
 
     // data: train split (optionally a subset) → train / validation; test split for the final accuracy
     const valSplit = intOption(p, 'val-split', { min: 0 });
-    const { train: trainData, val } = trainAndValidation(dataArg, limit, valSplit, seed);
-    let test = resolveData(dataArg, 'test');
-    if (testLimit !== undefined) test = subset(test, testLimit, seed);
+    const { train: trainData, val } = trainAndValidation(
+      await loadLabelled(p, 'data', model, 'train'),
+      limit,
+      valSplit,
+      seed,
+    );
+    let test: Dataset | undefined =
+      p.values['test-data'] !== undefined
+        ? await loadLabelled(p, 'test-data', model, 'test')
+        : isDatasetName(dataArg)
+          ? resolveData(dataArg, 'test')
+          : undefined;
+    if (test && testLimit !== undefined) test = subset(test, testLimit, seed);
 
     const perEpoch = Math.floor(trainData.n / batchSize) || 1;
     const schedule: ScheduleSpec =
@@ -254,7 +296,7 @@ export const trainCommand: Command = {
     const r = await train(model, {
       data: trainData,
       ...(val ? { val } : {}),
-      test,
+      ...(test ? { test } : {}),
       epochs,
       batchSize,
       optimizer,
@@ -283,13 +325,13 @@ export const trainCommand: Command = {
       seed,
       trainRows: trainData.n,
       valRows: val?.n ?? 0,
-      testRows: test.n,
+      testRows: test?.n ?? 0,
       epochs: r.history.length,
       epochOfModel: r.epoch,
       ...(r.bestEpoch !== undefined ? { bestEpoch: r.bestEpoch } : {}),
       ...(r.stopped ? { stopped: r.stopped } : {}),
       steps: r.steps,
-      testAccuracy: r.testAccuracy,
+      testAccuracy: r.testAccuracy ?? null,
       seconds: r.seconds,
       history: r.history,
     };
@@ -305,7 +347,7 @@ export const trainCommand: Command = {
     const text = [
       table(['epoch', 'train loss', 'train acc', 'val loss', 'val acc', 'lr', 'seconds'], rows),
       '',
-      `${modelArg} on ${dataArg} (${trainData.n} train / ${val?.n ?? 0} val rows): test accuracy ${pct(r.testAccuracy ?? 0)} on ${test.n} rows` +
+      `${modelArg} on ${dataArg} (${trainData.n} train / ${val?.n ?? 0} val rows): ${test ? `test accuracy ${pct(r.testAccuracy ?? 0)} on ${test.n} rows` : 'no test data (give --test-data)'}` +
         `, epoch ${r.epoch} weights${r.stopped === 'early-stopping' ? ' (stopped early)' : ''} → ${out}, ${r.seconds.toFixed(1)} s`,
     ].join('\n');
     return { json, text };
