@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import type { Model } from '../ir/graph.js';
 import { Tensor } from '../ir/tensor.js';
 import { verifyModel } from '../ir/verify.js';
 import { runModel } from '../runtime/index.js';
+import { initializerDigest } from '../testing/fixtures.js';
 import { MODEL_NAMES, PARAMETER_COUNTS, buildModel } from './index.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'builder');
@@ -33,17 +33,6 @@ async function logits(
   );
   const out = r.logits!;
   return { dims: out.dims, data: out.data as Float32Array };
-}
-
-/** sha256 over initializers sorted by name: name + "\0" + raw bytes (as gen_builder_reference.py computes it). */
-function initializerDigest(m: Model): string {
-  const h = createHash('sha256');
-  for (const name of [...m.graph.initializers.keys()].sort()) {
-    h.update(Buffer.from(name, 'utf8'));
-    h.update(Buffer.from([0]));
-    h.update(m.graph.initializers.get(name)!.const!.bytes);
-  }
-  return h.digest('hex');
 }
 
 test('MODEL_NAMES lists the SPEC models; an unknown name is an InputError naming them', () => {

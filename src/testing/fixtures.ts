@@ -2,6 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import type { Model } from '../ir/graph.js';
 import type { TypedArray } from '../ir/tensor.js';
 import type { HostTensor } from '../runtime/index.js';
@@ -138,4 +139,18 @@ export function bitEqual(a: TypedArray, b: TypedArray): boolean {
       Buffer.from(b.buffer, b.byteOffset, b.byteLength),
     ) === 0
   );
+}
+
+/**
+ * sha256 over initializers sorted by name: name + "\0" + raw bytes — the `initializer_sha256` of the PyTorch
+ * fixtures (scripts/fixtures/gen_builder_reference.py computes the same), to check a model's weights first.
+ */
+export function initializerDigest(m: Model): string {
+  const h = createHash('sha256');
+  for (const name of [...m.graph.initializers.keys()].sort()) {
+    h.update(Buffer.from(name, 'utf8'));
+    h.update(Buffer.from([0]));
+    h.update(m.graph.initializers.get(name)!.const!.bytes);
+  }
+  return h.digest('hex');
 }

@@ -1,12 +1,10 @@
 // Test helpers for src/train (not part of the library surface): the PyTorch fixtures of test/fixtures/grad,
 // digests, tolerances.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PIXEL_SCALE } from '../data/index.js';
-import type { Model } from '../ir/index.js';
 import type { HostTensor } from '../runtime/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -31,16 +29,7 @@ export function readFixture<T>(file: string): T {
   return JSON.parse(readFileSync(join(GRAD_FIXTURES, file), 'utf8')) as T;
 }
 
-/** sha256 over initializers sorted by name: name + "\0" + raw bytes (the fixtures' `initializer_sha256`). */
-export function initializerDigest(m: Model): string {
-  const h = createHash('sha256');
-  for (const name of [...m.graph.initializers.keys()].sort()) {
-    h.update(Buffer.from(name, 'utf8'));
-    h.update(Buffer.from([0]));
-    h.update(m.graph.initializers.get(name)!.const!.bytes);
-  }
-  return h.digest('hex');
-}
+export { initializerDigest } from '../testing/fixtures.js';
 
 /** Rows [from, to) of the fixture's pixels as a float32 NCHW batch (p / 255), with int64 labels. */
 export function fixtureBatch(
