@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, TORCH_FIXTURES, readIo, bitEqual } from '../testing/fixtures.js';
+import { TORCH_FIXTURES, readIo, bitEqual } from '../testing/fixtures.js';
 import { loadModel } from '../onnx/index.js';
 import { runModel } from '../runtime/index.js';
 import { edgefit } from '../testing/cli.js';

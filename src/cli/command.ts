@@ -1,7 +1,10 @@
 // The shape of a CLI command and the parsing every command shares: `edgefit <verb> [args] [--json] [--quiet]
 // [--debug]`. stdout carries the result (a table, or exactly one JSON object with --json); stderr carries progress.
+import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
+import type { Model } from '../ir/index.js';
+import { saveModel, type SaveResult } from '../onnx/index.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & {
   description: string;
@@ -156,4 +159,44 @@ export function fmtBytes(n: number): string {
 
 export function pct(x: number, digits = 2): string {
   return `${(x * 100).toFixed(digits)} %`;
+}
+
+/** The output-file options of every command that writes a model (`--external-data`, `--align`, `--threshold`). */
+export const SAVE_OPTIONS: Record<string, OptionSpec> = {
+  'external-data': {
+    type: 'boolean',
+    description:
+      'store tensors of --threshold bytes or more in <out.onnx>.data (aligned, so ORT can map them)',
+  },
+  align: {
+    type: 'string',
+    valueName: 'N',
+    description: 'byte alignment of tensors in the external data file',
+    default: '4096',
+  },
+  threshold: {
+    type: 'string',
+    valueName: 'BYTES',
+    description: 'with --external-data, tensors below this size stay inline',
+    default: '1024',
+  },
+};
+
+/** Write `model` to `path` as SAVE_OPTIONS ask (atomically; the data file first, the model last). */
+export function saveOutput(
+  p: Parsed,
+  model: Model,
+  path: string,
+): SaveResult & { externalData: boolean; align: number } {
+  const align = intOption(p, 'align', { min: 1, max: 1 << 30 }) ?? 4096;
+  const threshold = intOption(p, 'threshold', { min: 0 }) ?? 1024;
+  const externalData = !!p.values['external-data'];
+  return { ...saveModel(model, path, { externalData, align, threshold }), externalData, align };
+}
+
+/** "12.3 kB" or "12.3 kB model + 1.6 MB in cnn-s.onnx.data" for a SaveResult. */
+export function fmtSaved(r: SaveResult): string {
+  return r.dataFile
+    ? `${fmtBytes(r.modelBytes)} model + ${fmtBytes(r.dataBytes)} in ${basename(r.dataFile)}`
+    : fmtBytes(r.modelBytes);
 }

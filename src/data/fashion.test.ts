@@ -13,14 +13,7 @@ import {
   readFashion,
   validClassRows,
 } from './fashion.js';
-import {
-  assertImageSum,
-  numpySkipReason,
-  referenceSkipReason,
-  REFERENCE_DIR,
-  runPython,
-  sum,
-} from './testutil.js';
+import { assertImageSum, referenceSkipReason, REFERENCE_DIR, runPython, sum } from './testutil.js';
 
 const dir = fashionDataDir();
 

@@ -187,8 +187,9 @@ export abstract class BaseSource implements DataSource {
   classNames?: readonly string[];
   preprocess?: PreprocessSpec;
   dropped: DroppedRow[] = [];
+  /** In item order, whatever order the decoding workers finished in. */
   readonly skipped: SkippedItem[] = [];
-  private readonly skippedIdx = new Set<number>();
+  private readonly skippedIdx: number[] = [];
   /** Default batches loaded ahead. */
   protected prefetch = 1;
 
@@ -196,9 +197,11 @@ export abstract class BaseSource implements DataSource {
   protected abstract load(indices: Uint32Array): Promise<LoadedRows>;
 
   protected skip(index: number, file: string, reason: string): void {
-    if (this.skippedIdx.has(index)) return;
-    this.skippedIdx.add(index);
-    this.skipped.push({ file, reason });
+    let at = this.skippedIdx.length;
+    while (at > 0 && this.skippedIdx[at - 1]! > index) at--;
+    if (this.skippedIdx[at - 1] === index) return;
+    this.skippedIdx.splice(at, 0, index);
+    this.skipped.splice(at, 0, { file, reason });
   }
 
   protected rowSize(i: number): number {

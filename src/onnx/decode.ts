@@ -295,13 +295,11 @@ function fromTypedFields(tp: TensorProto, dtype: DType, numel: number, ctx: Ctx)
   switch (dtype) {
     case 'float32':
     case 'complex64': {
-      const want = dtype === 'complex64' ? numel * 2 : numel;
       tp.floatData.forEach((v, i) => dv.setFloat32(i * 4, v, true));
       return out;
     }
     case 'float64':
     case 'complex128': {
-      const want = dtype === 'complex128' ? numel * 2 : numel;
       tp.doubleData.forEach((v, i) => dv.setFloat64(i * 8, v, true));
       return out;
     }

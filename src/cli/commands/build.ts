@@ -1,6 +1,5 @@
 import { buildModel, MODEL_NAMES } from '../../models/index.js';
-import { saveModel } from '../../onnx/index.js';
-import { type Command, fmtBytes, intOption } from '../command.js';
+import { type Command, fmtSaved, intOption, SAVE_OPTIONS, saveOutput } from '../command.js';
 
 export const build: Command = {
   name: 'build',
@@ -13,6 +12,7 @@ export const build: Command = {
   options: {
     seed: { type: 'string', valueName: 'N', description: 'initialisation seed', default: '0' },
     opset: { type: 'string', valueName: 'N', description: 'ai.onnx opset', default: '17' },
+    ...SAVE_OPTIONS,
   },
   examples: ['edgefit build cnn-s cnn-s.onnx --seed 1'],
   async run(p) {
@@ -20,12 +20,20 @@ export const build: Command = {
     const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
     const opset = intOption(p, 'opset', { min: 17, max: 21 }) ?? 17;
     const m = buildModel(name, { seed, opset });
-    const r = saveModel(m, out);
+    const r = saveOutput(p, m, out);
     let params = 0;
     for (const v of m.graph.initializers.values()) params += v.const!.numel;
     return {
-      json: { model: name, output: out, seed, opset, params, bytes: r.modelBytes },
-      text: `${name} → ${out}: ${params.toLocaleString('en-US')} parameters, ${fmtBytes(r.modelBytes)} (seed ${seed})`,
+      json: {
+        model: name,
+        output: out,
+        seed,
+        opset,
+        params,
+        bytes: r.modelBytes + r.dataBytes,
+        dataFile: r.dataFile ?? null,
+      },
+      text: `${name} → ${out}: ${params.toLocaleString('en-US')} parameters, ${fmtSaved(r)} (seed ${seed})`,
     };
   },
 };

@@ -1,6 +1,6 @@
-import { loadModel, saveModel } from '../../onnx/index.js';
+import { loadModel } from '../../onnx/index.js';
 import { assertValid } from '../../ir/index.js';
-import { type Command, fmtBytes, intOption } from '../command.js';
+import { type Command, fmtSaved, SAVE_OPTIONS, saveOutput } from '../command.js';
 
 export const convert: Command = {
   name: 'convert',
@@ -11,39 +11,23 @@ export const convert: Command = {
     { name: 'in.onnx', description: 'model to read (external data is read from its folder)' },
     { name: 'out.onnx', description: 'model to write (written atomically)' },
   ],
-  options: {
-    'external-data': { type: 'boolean', description: 'store tensors of 1 kB or more in <out.onnx>.data' },
-    align: {
-      type: 'string',
-      valueName: 'N',
-      description: 'byte alignment of tensors in the data file',
-      default: '4096',
-    },
-    threshold: {
-      type: 'string',
-      valueName: 'BYTES',
-      description: 'tensors below this size stay inline',
-      default: '1024',
-    },
-  },
+  options: SAVE_OPTIONS,
   examples: ['edgefit convert cnn-s.onnx cnn-s.ext.onnx --external-data --align 4096'],
   async run(p) {
     const [input, output] = p.positionals as [string, string];
-    const align = intOption(p, 'align', { min: 1, max: 1 << 30 }) ?? 4096;
-    const threshold = intOption(p, 'threshold', { min: 0 }) ?? 1024;
     const m = loadModel(input);
     assertValid(m.graph, { opsetImports: m.opsetImports }, input);
-    const r = saveModel(m, output, { externalData: !!p.values['external-data'], align, threshold });
+    const r = saveOutput(p, m, output);
     const json = {
       input,
       output,
-      externalData: !!p.values['external-data'],
-      align,
+      externalData: r.externalData,
+      align: r.align,
       modelBytes: r.modelBytes,
       dataBytes: r.dataBytes,
       dataFile: r.dataFile ?? null,
     };
-    const text = `${output}: ${fmtBytes(r.modelBytes)} model${r.dataFile ? ` + ${fmtBytes(r.dataBytes)} external data in ${r.dataFile.split('/').pop()} (aligned to ${align})` : ''}`;
+    const text = `${output}: ${fmtSaved(r)}${r.dataFile ? ` (aligned to ${r.align})` : ''}`;
     return { json, text };
   },
 };

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../onnx/index.js';
@@ -65,6 +65,19 @@ describe('edgefit optimize', () => {
       readdirSync(dir).filter((f) => f.endsWith('.tmp')),
       [],
     );
+  });
+
+  test('--external-data writes <out>.data; the model runs as the inline one does', async () => {
+    const out = join(dir, 'mobile.ext.onnx');
+    const r = edgefit('optimize', MOBILE_BN, out, '--external-data', '--threshold', '0', '--json', '--quiet');
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json();
+    assert.equal(j.dataFile, `${out}.data`);
+    assert.equal(j.bytesAfter, statSync(out).size + statSync(`${out}.data`).size);
+    assert.ok(statSync(out).size < 0.2 * j.bytesAfter, `${statSync(out).size} of ${j.bytesAfter}`);
+    const io = readIo(join(TORCH_FIXTURES, 'mobile_bn_op13.io.json'));
+    const c = await compareModels(loadModel(MOBILE_BN), loadModel(out), io.inputs);
+    assert.ok(c.maxAbsDiff <= 1e-5, String(c.maxAbsDiff));
   });
 
   test('--passes runs only those; an unknown pass is a usage error (exit 2)', () => {

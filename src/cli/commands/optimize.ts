@@ -1,6 +1,6 @@
 import { GateError, InputError, InternalError } from '../../errors.js';
 import { assertValid } from '../../ir/index.js';
-import { encodeModel, loadModel, saveModel } from '../../onnx/index.js';
+import { encodeModel, loadModel } from '../../onnx/index.js';
 import {
   PASSES,
   compareModels,
@@ -12,7 +12,17 @@ import {
   type CompareResult,
 } from '../../passes/index.js';
 import { RuntimeError, runModel } from '../../runtime/index.js';
-import { type Command, type Parsed, fmtBytes, intOption, stringOption, table } from '../command.js';
+import {
+  type Command,
+  fmtBytes,
+  fmtSaved,
+  intOption,
+  type Parsed,
+  SAVE_OPTIONS,
+  saveOutput,
+  stringOption,
+  table,
+} from '../command.js';
 
 function floatOption(p: Parsed, name: string, dflt: number): number {
   const v = stringOption(p, name);
@@ -135,6 +145,7 @@ export const optimize: Command = {
       default: '10',
     },
     verify: { type: 'boolean', description: 'verify the graph after every pass that changed it' },
+    ...SAVE_OPTIONS,
   },
   examples: [
     'edgefit optimize mobile.onnx mobile.opt.onnx',
@@ -203,8 +214,8 @@ export const optimize: Command = {
         );
       }
     }
-    const saved = saveModel(r.model, output);
-    const bytesAfter = saved.modelBytes;
+    const saved = saveOutput(p, r.model, output);
+    const bytesAfter = saved.modelBytes + saved.dataBytes;
     const opCountsAfter = opCounts(r.model);
     const json = {
       input,
@@ -215,6 +226,7 @@ export const optimize: Command = {
       opCountsAfter,
       bytesBefore,
       bytesAfter,
+      dataFile: saved.dataFile ?? null,
       iterations: r.iterations,
       converged: r.converged,
       passes: r.passes.map((x) => ({
@@ -235,7 +247,7 @@ export const optimize: Command = {
     const ops = [...new Set([...Object.keys(opCountsBefore), ...Object.keys(opCountsAfter)])].sort();
     const changedOps = ops.filter((o) => opCountsBefore[o] !== opCountsAfter[o]);
     const lines = [
-      `${input} → ${output}: ${r.nodesBefore} → ${r.nodesAfter} nodes, ${fmtBytes(bytesBefore)} → ${fmtBytes(bytesAfter)}, ${r.iterations} round${r.iterations > 1 ? 's' : ''}${r.converged ? '' : ' (iteration cap reached)'}`,
+      `${input} → ${output}: ${r.nodesBefore} → ${r.nodesAfter} nodes, ${fmtBytes(bytesBefore)} → ${fmtSaved(saved)}, ${r.iterations} round${r.iterations > 1 ? 's' : ''}${r.converged ? '' : ' (iteration cap reached)'}`,
       cmp
         ? `max |before − after| on random inputs: ${cmp.maxAbsDiff.toExponential(2)} (tolerance ${tolerance})`
         : 'outputs not checked (--skip-check)',

@@ -2,13 +2,13 @@
 // has the promised fields, --auto records its steps, qat and bad flags give the documented exit codes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModel } from '../../models/index.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { runModel } from '../../runtime/index.js';
-import { TORCH_FIXTURES } from '../../testing/fixtures.js';
+import { bitEqual, randomFloat, TORCH_FIXTURES } from '../../testing/fixtures.js';
 import { main } from '../main.js';
 
 const CNN = join(TORCH_FIXTURES, 'cnn-s_op13.onnx');
@@ -86,6 +86,24 @@ describe('edgefit quantize / compare', () => {
       );
       assert.ok(existsSync(out));
     }
+  });
+
+  test('--external-data: an aligned data file beside the model, ORT outputs bit-identical to the inline file', async () => {
+    const inline = join(dir, 'mlp.int4.inline.onnx');
+    const ext = join(dir, 'mlp.int4.ext.onnx');
+    const a = await edgefit('quantize', MLP, inline, '--mode', 'int4', '--json', '--quiet');
+    const b = await edgefit('quantize', MLP, ext, '--mode', 'int4', '--external-data', '--json', '--quiet');
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const [ja, jb] = [a.json(), b.json()];
+    assert.equal(ja.dataFile, null);
+    assert.equal(jb.dataFile, `${ext}.data`);
+    const dataBytes = statSync(`${ext}.data`).size;
+    assert.ok(dataBytes > 0.9 * ja.bytesAfter, `${dataBytes} of ${ja.bytesAfter}`);
+    assert.equal(jb.bytesAfter, statSync(ext).size + dataBytes);
+    const x = { input: randomFloat([4, 1, 28, 28], 1, 3) };
+    const [ya, yb] = [await runModel(inline, x), await runModel(ext, x)];
+    assert.ok(bitEqual(ya.logits!.data, yb.logits!.data));
   });
 
   test('--auto: stops at static INT8 with a loose gate and records why', async () => {

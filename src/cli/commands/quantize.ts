@@ -11,7 +11,7 @@ import { GateError, InputError, UnsupportedError } from '../../errors.js';
 import { evaluate } from '../../eval/index.js';
 import type { Model } from '../../ir/index.js';
 import { assertValid } from '../../ir/index.js';
-import { encodeModel, loadModel, saveModel } from '../../onnx/index.js';
+import { encodeModel, loadModel } from '../../onnx/index.js';
 import {
   CALIBRATORS,
   INT4_METHODS,
@@ -30,11 +30,14 @@ import {
 } from '../../passes/quantize/index.js';
 import {
   type Command,
+  fmtBytes,
+  fmtSaved,
+  intOption,
   type Io,
   type Parsed,
-  fmtBytes,
-  intOption,
   pct,
+  SAVE_OPTIONS,
+  saveOutput,
   stringOption,
   table,
 } from '../command.js';
@@ -408,6 +411,7 @@ export const quantizeCommand: Command = {
     },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
     ...DATA_FLAGS,
+    ...SAVE_OPTIONS,
   },
   examples: [
     'edgefit quantize cnn-s.onnx cnn-s.int8.onnx --mode static --calib-data fashion-mnist --data fashion-mnist --json',
@@ -588,7 +592,7 @@ export const quantizeCommand: Command = {
       assertValid(model.graph, { opsetImports: model.opsetImports }, `the quantized ${input}`);
       const kernels = await ortKernels(model);
       const accuracyAfter = evalSrc ? await score(model) : undefined;
-      const saved = saveModel(model, output);
+      const saved = saveOutput(p, model, output);
       const bytesAfter = saved.modelBytes + saved.dataBytes;
       const drop =
         accuracyBefore !== undefined && accuracyAfter !== undefined
@@ -600,6 +604,7 @@ export const quantizeCommand: Command = {
         mode: auto ? `auto:${autoResult!.chosen}` : mode,
         bytesBefore,
         bytesAfter,
+        dataFile: saved.dataFile ?? null,
         ratio: bytesAfter / bytesBefore,
         ...(accuracyBefore !== undefined ? { accuracyBefore, accuracyAfter, drop } : {}),
         nodes: result.nodes,
@@ -637,7 +642,7 @@ export const quantizeCommand: Command = {
           : {}),
       };
       const lines = [
-        `${input} → ${output} (${json.mode}): ${fmtBytes(bytesBefore)} → ${fmtBytes(bytesAfter)} (${(json.ratio * 100).toFixed(1)} %)`,
+        `${input} → ${output} (${json.mode}): ${fmtBytes(bytesBefore)} → ${fmtSaved(saved)} (${(json.ratio * 100).toFixed(1)} %)`,
         accuracyBefore !== undefined
           ? `accuracy ${pct(accuracyBefore)} → ${pct(accuracyAfter!)} (${drop! >= 0 ? '−' : '+'}${Math.abs(drop!).toFixed(2)} points) on ${evalSrc!.name}`
           : '',

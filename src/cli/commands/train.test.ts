@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { type Dataset, encodePng, loadDataset, subset } from '../../data/index.js';
 import { evaluate } from '../../eval/evaluate.js';
 import { loadModel } from '../../onnx/index.js';
-import { REPO_ROOT } from '../../testing/fixtures.js';
 import { main } from '../main.js';
 import { splitValidation } from './train.js';
 import { edgefit } from '../../testing/cli.js';

@@ -12,11 +12,21 @@ import {
 import { InputError } from '../../errors.js';
 import type { Model } from '../../ir/graph.js';
 import { buildModel, isModelName } from '../../models/index.js';
-import { loadModel, saveModel } from '../../onnx/index.js';
+import { loadModel } from '../../onnx/index.js';
 import type { ScheduleSpec } from '../../train/schedule.js';
 import { train } from '../../train/trainer.js';
 import type { OptimizerSpec } from '../../train/types.js';
-import { type Command, type Parsed, intOption, pct, stringOption, table } from '../command.js';
+import {
+  type Command,
+  fmtSaved,
+  intOption,
+  type Parsed,
+  pct,
+  SAVE_OPTIONS,
+  saveOutput,
+  stringOption,
+  table,
+} from '../command.js';
 import { DATA_FLAGS } from '../dataflags.js';
 import { openDataArg, resolveData } from '../datasource.js';
 
@@ -223,6 +233,7 @@ export const trainCommand: Command = {
         'continue from a checkpoint (same --model, --data, --seed, --batch, --limit, --val-split; same --epochs and --schedule for the same result)',
     },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
+    ...SAVE_OPTIONS,
   },
   examples: [
     'edgefit train --model cnn-s --data fashion-mnist --epochs 3 --out cnn-s.onnx',
@@ -312,13 +323,15 @@ export const trainCommand: Command = {
       progress: { quiet: io.quiet, label: builtin ? modelArg : 'train' },
       meta: { model: modelArg, data: dataArg, limit: limit ?? null, valRows: val?.n ?? 0, seed },
     });
-    const saved = saveModel(r.model, out);
+    const saved = saveOutput(p, r.model, out);
 
     const json = {
       model: modelArg,
       data: dataArg,
       output: out,
       modelBytes: saved.modelBytes,
+      dataBytes: saved.dataBytes,
+      dataFile: saved.dataFile ?? null,
       optimizer,
       schedule,
       batch: batchSize,
@@ -348,7 +361,7 @@ export const trainCommand: Command = {
       table(['epoch', 'train loss', 'train acc', 'val loss', 'val acc', 'lr', 'seconds'], rows),
       '',
       `${modelArg} on ${dataArg} (${trainData.n} train / ${val?.n ?? 0} val rows): ${test ? `test accuracy ${pct(r.testAccuracy ?? 0)} on ${test.n} rows` : 'no test data (give --test-data)'}` +
-        `, epoch ${r.epoch} weights${r.stopped === 'early-stopping' ? ' (stopped early)' : ''} → ${out}, ${r.seconds.toFixed(1)} s`,
+        `, epoch ${r.epoch} weights${r.stopped === 'early-stopping' ? ' (stopped early)' : ''} → ${out} (${fmtSaved(saved)}), ${r.seconds.toFixed(1)} s`,
     ].join('\n');
     return { json, text };
   },
