@@ -76,7 +76,6 @@ export interface ArraySourceOptions {
   labels?: BigInt64Array;
   numClasses?: number;
   classNames?: readonly string[];
-  limit?: number;
   /** Closed with the source (archives holding the arrays). */
   resources?: { close(): void }[];
 }
@@ -108,7 +107,7 @@ export class ArraySource extends BaseSource {
       throw new InputError('data-empty', `${o.arrays[0]!.reader.file}: the array has no items`, {
         file: o.arrays[0]!.reader.file,
       });
-    this.n = o.limit !== undefined ? Math.min(n0, o.limit) : n0;
+    this.n = n0;
     this.inputs = o.arrays.map((a) => a.spec);
     this.readers = o.arrays.map((a) => a.reader);
     this.labels = o.labels?.subarray(0, this.n);

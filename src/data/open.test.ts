@@ -5,11 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { buildModel } from '../models/index.js';
+import { permutation } from './batch.js';
 import { loadDataset, subset } from './dataset.js';
 import { ImageFolderSource } from './images.js';
 import { fromDataset, openData } from './open.js';
 import { encodePng } from './png.js';
-import { BaseSource, MemorySource, modelIO, takeFeeds, type DataBatch, type LoadedRows } from './source.js';
+import {
+  BaseSource,
+  MemorySource,
+  modelIO,
+  SampledSource,
+  takeFeeds,
+  type DataBatch,
+  type LoadedRows,
+} from './source.js';
 
 let dir = '';
 const fm = subset(loadDataset('fashion-mnist', 'test'), 300, 11);
@@ -157,6 +166,28 @@ test('skipped items are refilled from the next ones, listed once; a source of on
     collect(new Flaky(6, () => true).batches({ batchSize: 4 })),
     /flaky: none of its 6 items could be read/,
   );
+
+  // a sampled view (what --limit gives): the inner items it drew, in order; the inner source's skips, in item order
+  const inner = new Flaky(40, (i) => i % 4 === 1);
+  const view = new SampledSource(inner, 12, 3);
+  const drawn = [...view.items];
+  assert.equal(drawn.length, 12);
+  assert.ok(drawn.every((v, i) => i === 0 || v > drawn[i - 1]!));
+  const vb = await collect(view.batches({ batchSize: 4 }));
+  const good = drawn.filter((i) => i % 4 !== 1);
+  assert.deepEqual(
+    vb.flatMap((b) => Array.from(b.feeds.x!.data as Float32Array)),
+    good,
+  );
+  // batch indices are view positions
+  assert.deepEqual(
+    vb.flatMap((b) => Array.from(b.indices)),
+    good.map((g) => drawn.indexOf(g)),
+  );
+  assert.deepEqual(
+    view.skipped.map((x) => x.file),
+    drawn.filter((i) => i % 4 === 1).map((i) => `f${i}`),
+  );
 });
 
 test('a flat folder is unlabeled data (calibration); classes.txt sets the class order', async () => {
@@ -183,8 +214,10 @@ test('a flat folder is unlabeled data (calibration); classes.txt sets the class 
     const src = await openData(join(dir, 'png'), { model: cnn, limit: 50 });
     assert.deepEqual(src.classNames, ['9', '8', '7', '6', '5', '4', '3', '2', '1', '0']);
     const b = (await collect(src.batches({ batchSize: 50 })))[0]!;
-    // the first files are class folder "9", which is class index 0 now
+    // --limit draws its 50 items across the folder, in item order: class folder "9" (class index 0 now) first
     assert.equal(b.labels![0], 0n);
+    assert.ok(new Set(b.labels!).size >= 8, `classes among 50 sampled items: ${new Set(b.labels!).size}`);
+    assert.ok(b.labels!.every((y, i) => i === 0 || y >= b.labels![i - 1]!));
     assert.equal(Number(src.n), 50);
     writeFileSync(join(dir, 'png', 'classes.txt'), '0\n1\n2\n3\n4\n5\n6\n7\n8\n');
     await assert.rejects(
@@ -201,6 +234,23 @@ test('a flat folder is unlabeled data (calibration); classes.txt sets the class 
 test('built-in datasets and in-memory Datasets are DataSources; flags that do not apply are refused', async () => {
   const b = await openData('fashion-mnist', { model: cnn, limit: 100 });
   assert.deepEqual([b.format, b.n, b.dropped.length, b.classNames?.[6]], ['builtin', 100, 2, 'Shirt']);
+  // the test split is sorted by class: a limit samples it (seeded, in item order) rather than taking class 0 only
+  const whole = loadDataset('fashion-mnist', 'test');
+  const items = permutation(whole.n, 0).subarray(0, 100).sort();
+  const got = (await collect(b.batches({ batchSize: 64 }))).flatMap((x) => [...x.labels!]);
+  assert.deepEqual(
+    got,
+    [...items].map((i) => whole.y[i]!),
+  );
+  assert.equal(new Set(got).size, 10);
+  const again = await openData('fashion-mnist', { model: cnn, limit: 100 });
+  const r = await again.read([5, 0, 99]);
+  assert.deepEqual([...r.indices], [5, 0, 99]);
+  assert.deepEqual(
+    r.feeds.input!.data.subarray(784, 1568),
+    whole.x.subarray(items[0]! * 784, (items[0]! + 1) * 784),
+  );
+  await assert.rejects(openData('fashion-mnist', { limit: 0 }), /limit must be a positive integer/);
   const first = (await collect(b.batches({ batchSize: 100 })))[0]!;
   assert.equal(first.feeds.input!.data.buffer, (first.feeds.input!.data as Float32Array).buffer); // a view, no copy
   const mlpFlat = {

@@ -32,8 +32,10 @@ import {
   modelClasses,
   modelIO,
   shapeText,
+  BaseSource,
   type DataSource,
   type ModelIO,
+  SampledSource,
   type TensorSpec,
 } from './source.js';
 import type { Split } from './types.js';
@@ -43,8 +45,9 @@ export interface OpenDataOptions {
   model?: Model | ModelIO;
   /** Split of a built-in dataset (default 'test'). */
   split?: Split;
-  /** Only the first `limit` items. */
+  /** Only `limit` items, drawn at random (seed `limitSeed`, default 0) and kept in item order. */
   limit?: number;
+  limitSeed?: number;
   /** Labels file for a .npy (--labels). */
   labels?: string;
   /** CSV label column: name, index, or "none" (--label-column). */
@@ -140,7 +143,15 @@ export function fromDataset(
 /** Open `--data` (or `--calib-data`) as a lazy DataSource; see the table at the top of this file. */
 export async function openData(spec: string, opts: OpenDataOptions = {}): Promise<DataSource> {
   if (!spec) throw new InputError('usage', `no data given: one of ${DATA_FORMATS_HELP}`, { value: 'data' });
-  const src = await openUnchecked(spec, opts);
+  if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit < 1))
+    throw new InputError('bad-argument', `limit must be a positive integer, got ${opts.limit}`, {
+      value: String(opts.limit),
+    });
+  const all = await openUnchecked(spec, opts);
+  const src =
+    opts.limit !== undefined && opts.limit < all.n && all instanceof BaseSource
+      ? new SampledSource(all, opts.limit, opts.limitSeed ?? 0)
+      : all;
   if (opts.needLabels && !src.labeled) {
     await src.close();
     throw new InputError(
@@ -169,14 +180,9 @@ function kindOf(path: string): 'images' | 'npy' | 'npz' | 'csv' | 'manifest' | u
 async function openUnchecked(spec: string, o: OpenDataOptions): Promise<DataSource> {
   const io = o.model ? modelIO(o.model) : undefined;
   const classes = io ? modelClasses(io) : undefined;
-  if (o.limit !== undefined && (!Number.isSafeInteger(o.limit) || o.limit < 1))
-    throw new InputError('bad-argument', `limit must be a positive integer, got ${o.limit}`, {
-      value: String(o.limit),
-    });
-
   if (isDatasetName(spec)) {
     refuse(spec, 'builtin', o);
-    const ds = loadDataset(spec, o.split ?? 'test', o.limit !== undefined ? { limit: o.limit } : {});
+    const ds = loadDataset(spec, o.split ?? 'test');
     return fromDataset(ds, io ? { model: io, name: spec } : { name: spec });
   }
   const kind = kindOf(spec);
@@ -215,10 +221,6 @@ function openImages(
   const input = single(io, root);
   const spec = resolvePreprocess(input, o.preprocess, root);
   const listing = listImageFolder(root);
-  if (o.limit !== undefined && o.limit < listing.files.length) {
-    listing.files = listing.files.slice(0, o.limit);
-    if (listing.labels) listing.labels = listing.labels.slice(0, o.limit);
-  }
   const names = listing.classNames;
   if (names && classes !== undefined && names.length > classes) {
     // the first class folder (in class order) whose index the model does not score
@@ -282,14 +284,9 @@ function openCsv(
       `${path}: rows of ${csv.features} feature columns${csv.labelColumn !== undefined ? ` (plus label column ${csv.labelColumn + 1})` : ''} do not fit model input "${input!.name}" of shape ${shapeText(input!.shape)}`,
       { file: path, value: input!.name },
     );
-  let n = csv.n;
-  let x = csv.x;
-  let y = csv.y;
-  if (o.limit !== undefined && o.limit < n) {
-    n = o.limit;
-    x = x.subarray(0, n * csv.features);
-    y = y?.subarray(0, n);
-  }
+  const n = csv.n;
+  const x = csv.x;
+  const y = csv.y;
   let numClasses: number | undefined;
   if (y) {
     const dataClasses = Math.max(csv.classNames?.length ?? 0, labelCount(y));
@@ -429,7 +426,6 @@ function openArrays(
       ...(labels ? { labels } : {}),
       ...(numClasses !== undefined ? { numClasses } : {}),
       ...(classNames ? { classNames } : {}),
-      ...(o.limit !== undefined ? { limit: o.limit } : {}),
       resources: opened,
     });
   } catch (e) {

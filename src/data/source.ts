@@ -11,7 +11,7 @@ import type { DType } from '../ir/dtype.js';
 import type { Dim, Model } from '../ir/graph.js';
 import type { TypedArray } from '../ir/tensor.js';
 import type { HostTensor } from '../runtime/index.js';
-import { epochOrder } from './batch.js';
+import { epochOrder, permutation } from './batch.js';
 import type { PreprocessSpec } from './preprocess.js';
 import type { DroppedRow } from './types.js';
 
@@ -209,6 +209,16 @@ export abstract class BaseSource implements DataSource {
   }
 
   async close(): Promise<void> {}
+
+  /** load() for a view over this source (SampledSource); not for callers outside src/data. */
+  loadRows(indices: Uint32Array): Promise<LoadedRows> {
+    return this.load(indices);
+  }
+
+  /** Batches loaded ahead by default (a view over this source keeps it). */
+  get defaultPrefetch(): number {
+    return this.prefetch;
+  }
 
   async read(indices: ArrayLike<number>): Promise<DataBatch> {
     const idx = Uint32Array.from(indices as ArrayLike<number>);
@@ -470,4 +480,59 @@ export async function takeFeeds(
     if (got >= o.count) break;
   }
   return out;
+}
+
+/**
+ * `k` items of `inner` drawn at random (seeded), in item order: what `--limit` gives, so a limit over a folder or
+ * dataset sorted by class still spans the classes. Item i of the view is item `items[i]` of `inner`; skipped items
+ * are the inner source's.
+ */
+export class SampledSource extends BaseSource {
+  readonly name: string;
+  readonly format: DataFormat;
+  readonly n: number;
+  readonly inputs: readonly InputSpec[];
+  readonly labeled: boolean;
+  /** The inner source's item indices, ascending. */
+  readonly items: Uint32Array;
+
+  constructor(
+    private readonly inner: BaseSource,
+    k: number,
+    seed = 0,
+  ) {
+    super();
+    this.items = permutation(inner.n, seed).subarray(0, Math.min(k, inner.n)).sort();
+    this.name = inner.name;
+    this.format = inner.format;
+    this.n = this.items.length;
+    this.inputs = inner.inputs;
+    this.labeled = inner.labeled;
+    if (inner.numClasses !== undefined) this.numClasses = inner.numClasses;
+    if (inner.classNames) this.classNames = inner.classNames;
+    if (inner.preprocess) this.preprocess = inner.preprocess;
+    this.dropped = inner.dropped;
+    this.prefetch = inner.defaultPrefetch;
+  }
+
+  protected async load(indices: Uint32Array): Promise<LoadedRows> {
+    const rows = await this.inner.loadRows(indices.map((i) => this.items[i]!));
+    this.skipped.splice(0, this.skipped.length, ...this.inner.skipped);
+    // back to view positions: binary search in the ascending item list
+    const back = rows.indices.map((j) => {
+      let lo = 0;
+      let hi = this.items.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.items[mid]! < j) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    });
+    return { ...rows, indices: back };
+  }
+
+  override close(): Promise<void> {
+    return this.inner.close();
+  }
 }

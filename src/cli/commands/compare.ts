@@ -93,7 +93,11 @@ export const compareCommand: Command = {
       description: 'test | train (built-in datasets)',
       default: 'test',
     },
-    limit: { type: 'string', valueName: 'N', description: 'only the first N items' },
+    limit: {
+      type: 'string',
+      valueName: 'N',
+      description: 'N items drawn at random (fixed seed), in item order',
+    },
     batch: {
       type: 'string',
       valueName: 'N',

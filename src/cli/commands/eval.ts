@@ -26,7 +26,11 @@ export const evalCommand: Command = {
       description: 'test | train (built-in datasets)',
       default: 'test',
     },
-    limit: { type: 'string', valueName: 'N', description: 'only the first N items' },
+    limit: {
+      type: 'string',
+      valueName: 'N',
+      description: 'N items drawn at random (fixed seed), in item order',
+    },
     batch: { type: 'string', valueName: 'N', description: 'batch size', default: '256' },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
     'decode-threads': {

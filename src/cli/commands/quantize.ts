@@ -301,7 +301,7 @@ export const quantizeCommand: Command = {
     'eval-samples': {
       type: 'string',
       valueName: 'N',
-      description: 'evaluate on the first N items of --data (default all)',
+      description: 'evaluate on N items of --data drawn at random (fixed seed; default all)',
     },
     'calib-data': {
       type: 'string',
