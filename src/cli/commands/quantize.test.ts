@@ -174,6 +174,44 @@ describe('edgefit quantize / compare', () => {
     );
     assert.equal(r.code, 2, 'a negative --max-drop is refused');
     assert.ok(!existsSync(join(dir, 'never.onnx')));
+
+    // nothing to quantize (a ConvTranspose/Conv model has no MatMul/Gemm; an --exclude of every Gemm): exit 3,
+    // naming the file, what the mode takes and what the graph has; nothing written
+    const convt = join(TORCH_FIXTURES, 'convt_op13.onnx');
+    for (const [model, args] of [
+      [convt, ['--mode', 'dynamic']],
+      [convt, ['--mode', 'int4']],
+      [MLP, ['--mode', 'dynamic', '--exclude', 'op:Gemm']],
+    ] as const) {
+      const n = await edgefit('quantize', model, join(dir, 'none.onnx'), ...args);
+      assert.equal(n.code, 3, n.stderr);
+      assert.match(
+        n.stderr,
+        new RegExp(`--mode ${args[1]} found nothing to quantize in .*${model.split('/').pop()}`),
+      );
+      assert.match(
+        n.stderr,
+        model === convt ? /ConvTranspose ×1/ : /--include\/--exclude may have left nothing/,
+      );
+      assert.ok(!existsSync(join(dir, 'none.onnx')));
+    }
+    const a = await edgefit(
+      'quantize',
+      MLP,
+      join(dir, 'none.onnx'),
+      '--auto',
+      '--data',
+      'fashion-mnist',
+      '--eval-samples',
+      '64',
+      '--calib-samples',
+      '32',
+      '--exclude',
+      'op:Gemm',
+    );
+    assert.equal(a.code, 3, a.stderr);
+    assert.match(a.stderr, /--auto found nothing to quantize .*--include\/--exclude may have left nothing/);
+    assert.ok(!existsSync(join(dir, 'none.onnx')));
   });
 
   test('compare: accuracy, per-class recall, size, latency and per-layer SQNR side by side', async () => {

@@ -10,6 +10,7 @@ import {
 import { GateError, InputError, UnsupportedError } from '../../errors.js';
 import { evaluate } from '../../eval/index.js';
 import type { Model } from '../../ir/index.js';
+import { nodeCount } from '../../passes/index.js';
 import { assertValid } from '../../ir/index.js';
 import { encodeModel, loadModel } from '../../onnx/index.js';
 import {
@@ -107,6 +108,42 @@ async function calibrationData(
   } finally {
     await src.close();
   }
+}
+
+/** What each mode quantizes, for the error when it found nothing. */
+const MODE_TAKES: Record<string, string> = {
+  dynamic: 'MatMul and Gemm nodes with constant float weights',
+  static: 'Conv, MatMul, Gemm and the other ops with integer kernels (QLinear*), with constant float weights',
+  qat: 'Conv, MatMul, Gemm and the other ops with integer kernels (QLinear*), with constant float weights',
+  int4: 'MatMul and Gemm nodes with constant 2-D float weights',
+  fp16: 'float32 compute nodes of the main graph',
+  auto: 'what static INT8 takes (Conv, MatMul, Gemm and the other ops with integer kernels, with constant float weights)',
+};
+
+/**
+ * The error for a run that quantized nothing (exit 3, nothing written): a model identical to its input, labelled as
+ * quantized, would mislead. Names what the mode takes, what the graph has, and nodes inside subgraphs (If, Loop,
+ * Scan), which quantization does not enter.
+ */
+function nothingQuantized(input: string, mode: string, model: Model, filtered: boolean): UnsupportedError {
+  const top = new Map<string, number>();
+  for (const n of model.graph.nodes) top.set(n.opType, (top.get(n.opType) ?? 0) + 1);
+  const has = [...top]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, v]) => `${k} ×${v}`)
+    .join(', ');
+  const inner = nodeCount(model) - model.graph.nodes.length;
+  return new UnsupportedError(
+    'nothing-to-quantize',
+    `${mode === 'auto' ? '--auto' : `--mode ${mode}`} found nothing to quantize in ${input}: it takes ${MODE_TAKES[mode] ?? 'quantizable nodes'}, and the main graph has ${has || 'no nodes'}` +
+      (inner > 0
+        ? `; ${inner} more node(s) sit inside If/Loop/Scan subgraphs, which quantization does not enter`
+        : '') +
+      (filtered ? '; --include/--exclude may have left nothing' : '') +
+      '. Nothing was written',
+    { file: input, value: mode },
+  );
 }
 
 /** Training rows for QAT, with the held-out validation rows. */
@@ -547,7 +584,18 @@ export const quantizeCommand: Command = {
             onResult: (r) => (qatRun = { r, d }),
           })(qm, ctx);
         };
-        autoResult = await autoQuantize(m, { ...common, score, maxDrop, log, qat });
+        try {
+          autoResult = await autoQuantize(m, { ...common, score, maxDrop, log, qat });
+        } catch (e) {
+          if (e instanceof UnsupportedError && e.code === 'nothing-to-quantize')
+            throw nothingQuantized(
+              input,
+              'auto',
+              original,
+              !!list(p, 'include')?.length || !!list(p, 'exclude')?.length,
+            );
+          throw e;
+        }
         if (!autoResult.model) {
           const lines = autoResult.steps.map(
             (s) =>
@@ -589,6 +637,13 @@ export const quantizeCommand: Command = {
         });
         model = result.model;
       }
+      if (!auto && result.nodes.length === 0)
+        throw nothingQuantized(
+          input,
+          mode,
+          original,
+          !!list(p, 'include')?.length || !!list(p, 'exclude')?.length,
+        );
       assertValid(model.graph, { opsetImports: model.opsetImports }, `the quantized ${input}`);
       const kernels = await ortKernels(model);
       const accuracyAfter = evalSrc ? await score(model) : undefined;

@@ -4,6 +4,7 @@
 //   3. QAT: through the `qat` hook (src/qat's `qatHook`; without a hook, or without training data, the step is
 //      recorded as skipped).
 // Every attempt is recorded with its figures, and `stoppedBecause` says why it stopped.
+import { UnsupportedError } from '../../errors.js';
 import type { Model } from '../../ir/index.js';
 import type { Feeds } from './calibrate.js';
 import {
@@ -75,6 +76,11 @@ export async function autoQuantize(model: Model, options: AutoOptions): Promise<
   // 1. static PTQ
   let t0 = performance.now();
   const full = planStatic(m, opts);
+  if (full.nodes.length === 0)
+    throw new UnsupportedError(
+      'nothing-to-quantize',
+      'static INT8 finds no quantizable node in the main graph, so neither it nor mixed precision nor QAT can change the model',
+    );
   const ranges = await calibrateForPlans(m, [full], opts);
   const q = applyStatic(m, full, ranges).model;
   const acc = await opts.score(q);

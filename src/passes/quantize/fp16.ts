@@ -16,8 +16,9 @@ export interface Fp16Options {
 
 export interface Fp16Result {
   model: Model;
-  /** Nodes computing in float16. */
+  /** Nodes computing in float16: how many, and their names. */
   converted: number;
+  nodes: string[];
   /** Nodes kept float32 (by request or by necessity), by op type. */
   kept: Record<string, number>;
   casts: number;
@@ -102,7 +103,7 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
     to32.set(v, c);
     return c;
   };
-  let converted = 0;
+  const nodes: string[] = [];
   const kept: Record<string, number> = {};
   for (const n of [...g.nodes]) {
     if (n.opType === 'Cast' && n.name.startsWith('fp16/')) continue;
@@ -142,8 +143,9 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
         o.type = { kind: 'tensor', dtype: 'float16', shape: o.shape ? [...o.shape] : null };
         isHalf.add(o);
       }
-    converted++;
+    nodes.push(n.name);
   }
+  const converted = nodes.length;
   // outputs stay float32: a Cast takes over each half output's name
   g.outputs = g.outputs.map((o) => {
     if (!isHalf.has(o)) return o;
@@ -164,7 +166,7 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
   );
   if (clippedTotal)
     notes.push(`${clippedTotal} constant value(s) beyond ±${HALF_MAX} were clipped to the float16 range`);
-  return { model: m, converted, kept, casts, notes };
+  return { model: m, converted, nodes, kept, casts, notes };
 }
 
 /** `convert-fp16` as a pass. */

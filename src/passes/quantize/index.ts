@@ -109,7 +109,7 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
     }
     case 'fp16': {
       const r = convertFp16(m, opts);
-      return { model: r.model, mode: 'fp16', nodes: [], notes: [...notes, ...r.notes] };
+      return { model: r.model, mode: 'fp16', nodes: r.nodes, notes: [...notes, ...r.notes] };
     }
     default:
       throw new InputError(
