@@ -11,16 +11,13 @@
 // before it is timed (a wrong one is flagged WRONG). Candidates named `rule…` are what the gradient rules in
 // src/ops/nn.ts emit (`rule <form>` forces one of the rule's formulations).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildGradients } from '../src/autodiff/grad.js';
 import { A, Emitter, Graph, Model, Tensor, type Value, tensorType } from '../src/ir/index.js';
 import { inferShapes } from '../src/ops/index.js';
 import { convGradOptions, maxPoolGradForm } from '../src/ops/nn.js';
-import { type HostTensor, Session } from '../src/runtime/index.js';
+import { type HostTensor, profileModel, Session } from '../src/runtime/index.js';
 import { randomFloat } from '../src/testing/fixtures.js';
 
 interface Layer {
@@ -616,38 +613,15 @@ const poolFeeds = (P: PoolShape): Record<string, HostTensor> => ({
   dy: randomFloat([P.N, P.C, P.H >> 1, P.W >> 1], 2),
 });
 
-/** Per op type: mean ms per run over an ORT profile (node kernel events only). */
-function summarizeProfile(file: string, runs: number): string {
-  const events = JSON.parse(readFileSync(file, 'utf8')) as {
-    cat: string;
-    name: string;
-    dur: number;
-    args?: { op_name?: string };
-  }[];
+/** Per op type: ms per run (sum over its nodes of their median kernel time) from ORT's profiler. */
+async function profileOnce(m: Model, fed: Record<string, HostTensor>, threads: number): Promise<string> {
+  const p = await profileModel(m, fed, { threads, runs: 20, warmup: 3 });
   const byOp = new Map<string, number>();
-  for (const ev of events)
-    if (ev.cat === 'Node' && ev.name.endsWith('_kernel_time')) {
-      const op = ev.args?.op_name ?? '?';
-      byOp.set(op, (byOp.get(op) ?? 0) + ev.dur / 1000 / runs);
-    }
-  unlinkSync(file);
+  for (const n of p.nodes) byOp.set(n.op, (byOp.get(n.op) ?? 0) + n.ms);
   return [...byOp.entries()]
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k} ${v.toFixed(2)}`)
     .join(', ');
-}
-
-async function profileOnce(m: Model, fed: Record<string, HostTensor>, threads: number): Promise<string> {
-  const prefix = join(tmpdir(), `grad_conv_prof_${process.pid}`);
-  const ps = await Session.create(m, { threads, profilePrefix: prefix });
-  for (let i = 0; i < 20; i++) await ps.run(fed);
-  ps.endProfiling();
-  await ps.release();
-  const file = readdirSync(tmpdir())
-    .map((f) => join(tmpdir(), f))
-    .filter((f) => f.startsWith(prefix) && f.endsWith('.json'))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
-  return summarizeProfile(file, 20);
 }
 
 async function worker(

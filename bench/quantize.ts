@@ -4,6 +4,8 @@
 //   cnn-s   FP32 (after the clean-up passes) and static INT8 placements: the default (float stem), all layers
 //           int8 with padded channels, all layers int8 without padding (the naive QDQ placement), int8
 //           activations, per-tensor weights, the last Gemm float; batch 1 and 64, 2 and 1 threads.
+//           Then `profile` lines: ORT's per-node kernel times (median of 100 profiled runs, src/runtime/profile.ts)
+//           of FP32 and the default INT8 at batch 64, 1 and 2 threads — where the INT8 speed-up is won and lost.
 //   mlp, vit-t  INT4 (MatMulNBits, block 32, round-to-nearest and GPTQ) and dynamic INT8 against FP32.
 // With --models DIR holding trained exports (DIR/cnn-s.onnx from `torch_reference.py ptq --out DIR`, DIR/mlp.onnx
 // and DIR/vit-t.onnx from `scripts/fixtures/gen_quant_models.py --trained DIR`) the accuracy lines are meaningful;
@@ -25,10 +27,16 @@ import {
   type StaticQuantOptions,
 } from '../src/passes/quantize/index.js';
 import { TORCH_FIXTURES } from '../src/testing/fixtures.js';
+import { profileModel } from '../src/runtime/index.js';
 import type { WorkerArgs } from './worker.js';
 
 type Measure = (a: WorkerArgs) => number;
 type Emit = (line: string) => void;
+
+/** The first graph input of a model file. */
+function inputName(path: string): string {
+  return loadModel(path).graph.inputs.find((v) => !v.const)!.name;
+}
 
 function calibrationSet(n: number): Feeds[] {
   const ds = subset(loadDataset('fashion-mnist', 'train'), n, 0);
@@ -148,6 +156,25 @@ export async function quantizeBench(o: {
   }
   for (const [name, path] of paths)
     time('cnn-s', name === 'fp32' ? 'fp32' : 'int8', path, name === 'fp32' ? {} : { variant: name });
+  // where the batch-64 time goes, FP32 against the default INT8 placement: ORT's per-node kernel times
+  const x64 = calib[0]!.input!;
+  for (const [name, path] of paths.filter(([n]) => n === 'fp32' || n === 'default'))
+    for (const threads of [1, 2]) {
+      const pr = await profileModel(path, { [inputName(path)]: x64 }, { threads, runs: 100, warmup: 10 });
+      o.emit(
+        JSON.stringify({
+          bench: 'profile',
+          model: 'cnn-s',
+          precision: name === 'fp32' ? 'fp32' : 'int8',
+          ...(name === 'fp32' ? {} : { variant: name }),
+          batch: 64,
+          threads,
+          wall_ms: +pr.wallMs.toFixed(4),
+          total_ms: +pr.totalMs.toFixed(4),
+          nodes: pr.nodes.map((n) => ({ node: n.node, op: n.op, ms: +n.ms.toFixed(4) })),
+        }),
+      );
+    }
 
   // ------------------------------------------------------------------------------------------- mlp, vit-t INT4
   for (const model of ['mlp', 'vit-t']) {

@@ -1,1 +1,2 @@
 export * from './ort.js';
+export * from './profile.js';
