@@ -9,6 +9,21 @@ import { parseCrop, parseNumberList } from '../data/index.js';
 import { InputError } from '../errors.js';
 import type { OptionSpec, Parsed } from './command.js';
 
+/** Which items of --data an evaluation reads: the split of a built-in dataset, and a seeded sample of them. */
+export const EVAL_SUBSET_FLAGS: Record<string, OptionSpec> = {
+  split: {
+    type: 'string',
+    valueName: 'split',
+    description: 'test | train (built-in datasets)',
+    default: 'test',
+  },
+  limit: {
+    type: 'string',
+    valueName: 'N',
+    description: 'N items drawn at random (fixed seed), in item order',
+  },
+};
+
 export const DATA_FLAGS: Record<string, OptionSpec> = {
   labels: { type: 'string', valueName: 'y.npy', description: 'labels for .npy data: integers, one per row' },
   'label-column': {

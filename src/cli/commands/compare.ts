@@ -8,7 +8,7 @@ import { loadModel } from '../../onnx/index.js';
 import { layerSqnr, type LayerSqnr } from '../../passes/quantize/index.js';
 import { Session, type HostTensor } from '../../runtime/index.js';
 import { type Command, fmtBytes, intOption, pct, stringOption, table } from '../command.js';
-import { DATA_FLAGS } from '../dataflags.js';
+import { DATA_FLAGS, EVAL_SUBSET_FLAGS } from '../dataflags.js';
 import { openDataArg } from '../datasource.js';
 import { sampleFeeds } from './quantize.js';
 
@@ -87,17 +87,7 @@ export const compareCommand: Command = {
       valueName: 'data',
       description: 'labelled data (built-in datasets: --split, default test)',
     },
-    split: {
-      type: 'string',
-      valueName: 'split',
-      description: 'test | train (built-in datasets)',
-      default: 'test',
-    },
-    limit: {
-      type: 'string',
-      valueName: 'N',
-      description: 'N items drawn at random (fixed seed), in item order',
-    },
+    ...EVAL_SUBSET_FLAGS,
     batch: {
       type: 'string',
       valueName: 'N',

@@ -3,7 +3,7 @@ import { evaluate } from '../../eval/index.js';
 import { loadModel } from '../../onnx/index.js';
 import { progress } from '../../util/progress.js';
 import { type Command, intOption, pct, stringOption, table } from '../command.js';
-import { DATA_FLAGS } from '../dataflags.js';
+import { DATA_FLAGS, EVAL_SUBSET_FLAGS } from '../dataflags.js';
 import { openDataArg } from '../datasource.js';
 
 export const evalCommand: Command = {
@@ -20,17 +20,7 @@ export const evalCommand: Command = {
   ],
   options: {
     data: { type: 'string', valueName: 'data', description: DATA_FORMATS_HELP },
-    split: {
-      type: 'string',
-      valueName: 'split',
-      description: 'test | train (built-in datasets)',
-      default: 'test',
-    },
-    limit: {
-      type: 'string',
-      valueName: 'N',
-      description: 'N items drawn at random (fixed seed), in item order',
-    },
+    ...EVAL_SUBSET_FLAGS,
     batch: { type: 'string', valueName: 'N', description: 'batch size', default: '256' },
     threads: { type: 'string', valueName: 'N', description: 'ORT intra-op threads (default: all cores)' },
     'decode-threads': {
