@@ -20,11 +20,14 @@ describe('edgefit CLI', () => {
   test('usage and --help for every command', () => {
     const u = edgefit('--help');
     assert.equal(u.code, 0);
-    for (const c of ['inspect', 'convert', 'eval', 'build']) {
+    for (const c of ['inspect', 'convert', 'eval', 'build', 'optimize', 'train', 'quantize', 'compare']) {
       assert.match(u.stdout, new RegExp(`\\b${c}\\b`));
       const h = edgefit(c, '--help');
       assert.equal(h.code, 0, `${c} --help`);
       assert.match(h.stdout, /--json/);
+      // every option line: the flag, at least two spaces, its description
+      for (const line of h.stdout.split('\n').filter((l) => l.startsWith('  --')))
+        assert.match(line, /^ {2}--[\w-]+( <[^>]+>)? {2,}\S/, `${c} --help: "${line}"`);
     }
     assert.equal(edgefit().code, 2);
     assert.equal(edgefit('frobnicate').code, 2);

@@ -94,14 +94,14 @@ export function helpText(cmd: Command): string {
   if (cmd.positionals.length) {
     lines.push('Arguments:');
     for (const p of cmd.positionals)
-      lines.push(`  ${`<${p.name}>`.padEnd(28)}${p.description}${p.optional ? ' (optional)' : ''}`);
+      lines.push(`  ${`<${p.name}>`.padEnd(27)} ${p.description}${p.optional ? ' (optional)' : ''}`);
     lines.push('');
   }
   lines.push('Options:');
   for (const [k, o] of Object.entries({ ...cmd.options, ...GLOBAL_OPTIONS })) {
     const flag = `--${k}${o.type === 'string' ? ` <${o.valueName ?? 'value'}>` : ''}`;
     const dflt = o.default !== undefined ? ` (default ${String(o.default)})` : '';
-    lines.push(`  ${flag.padEnd(28)}${o.description}${dflt}`);
+    lines.push(`  ${flag.length < 28 ? flag.padEnd(28) : `${flag}  `}${o.description}${dflt}`);
   }
   if (cmd.examples?.length) lines.push('', 'Examples:', ...cmd.examples.map((e) => `  ${e}`));
   return lines.join('\n');
