@@ -103,7 +103,9 @@ export class Session {
       graphOptimizationLevel: opts.optimizationLevel ?? 'all',
       executionMode: 'sequential',
       interOpNumThreads: 1,
-      logSeverityLevel: 3,
+      // fatal only: every failure reaches the caller as a RuntimeError carrying ORT's message, so ORT's own error
+      // log lines on stderr would only repeat it (coloured, with source file names)
+      logSeverityLevel: 4,
     };
     if (opts.threads !== undefined) so.intraOpNumThreads = opts.threads;
     if (opts.optimizedModelPath !== undefined) so.optimizedModelFilePath = opts.optimizedModelPath;

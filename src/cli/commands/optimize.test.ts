@@ -133,6 +133,16 @@ describe('edgefit optimize', () => {
     const bad = edgefit('optimize', vad, join(dir, 'vad2.onnx'));
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Cannot check the optimized model: .*--shapes.*--skip-check/);
+    // ORT's failure reaches the user once, in edgefit's words: no ORT log lines on stderr
+    assert.doesNotMatch(bad.stderr, /onnxruntime:|sequential_executor/);
+    assert.deepEqual(
+      bad.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('optimize: ')),
+      [bad.stderr.trim().split('\n').pop()],
+      bad.stderr,
+    );
     const skipped = edgefit('optimize', vad, join(dir, 'vad3.onnx'), '--skip-check', '--json', '--quiet');
     assert.equal(skipped.code, 0, skipped.stderr);
     assert.equal(skipped.json().maxAbsDiff, null);
