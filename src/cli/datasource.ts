@@ -23,6 +23,8 @@ export interface ResolveDataOptions {
   model?: Model | ModelIO;
   split?: Split;
   limit?: number;
+  /** Seed of the `limit` sample (default 0). */
+  limitSeed?: number;
   /** The command, when it needs labels (e.g. "edgefit eval"). */
   needLabels?: string;
   decodeThreads?: number;
@@ -38,6 +40,7 @@ export async function openDataArg(p: Parsed, o: ResolveDataOptions = {}): Promis
   if (o.model) opts.model = o.model;
   if (o.split) opts.split = o.split;
   if (o.limit !== undefined) opts.limit = o.limit;
+  if (o.limitSeed !== undefined) opts.limitSeed = o.limitSeed;
   if (o.needLabels) opts.needLabels = o.needLabels;
   if (o.decodeThreads !== undefined) opts.decodeThreads = o.decodeThreads;
   return openData(spec, opts);

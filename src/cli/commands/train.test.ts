@@ -170,6 +170,29 @@ describe('edgefit train', () => {
     // the PNGs hold the same pixels as the built-in rows: the saved model scores the same on them
     const again = await evaluate(loadModel(out), testRows, { threads: 1 });
     assert.equal(again.accuracy, j.testAccuracy);
+    // --limit / --test-limit on folders: a seeded sample of the items, read instead of the whole folder
+    const lim = await inProcess(
+      'train',
+      '--model',
+      'mlp',
+      '--data',
+      trainPng,
+      '--limit',
+      '300',
+      '--test-data',
+      testPng,
+      '--test-limit',
+      '100',
+      '--epochs',
+      '1',
+      '--out',
+      join(dir, 'mlp-png-limit.onnx'),
+      '--json',
+      '--quiet',
+    );
+    assert.equal(lim.code, 0, lim.stderr);
+    const jl = JSON.parse(lim.stdout) as TrainJson;
+    assert.deepEqual([jl.trainRows + jl.valRows, jl.testRows], [300, 100]);
     // a flat folder of images has no labels
     const flat = join(dir, 'flat');
     mkdirSync(flat, { recursive: true });

@@ -102,11 +102,27 @@ function trainAndValidation(
   return splitValidation(full, valSplit ?? (full.n >= 50_000 ? 5000 : Math.floor(full.n / 10)), seed);
 }
 
-/** Labelled rows of `--<flag>` in memory: a built-in split, or any other data source read whole. */
-async function loadLabelled(p: Parsed, flag: string, model: Model, split: Split): Promise<Dataset> {
+/**
+ * Labelled rows of `--<flag>` in memory: a built-in split, or any other data source read whole — or, with `limit`,
+ * a seeded random sample of `limit` of its items, drawn before anything is read (so --limit makes a data set too
+ * large for memory trainable).
+ */
+async function loadLabelled(
+  p: Parsed,
+  flag: string,
+  model: Model,
+  split: Split,
+  limit: number | undefined,
+  seed: number,
+): Promise<Dataset> {
   const spec = p.values[flag] as string;
   if (isDatasetName(spec)) return resolveData(spec, split);
-  const src = await openDataArg(p, { flag, model, needLabels: 'edgefit train' });
+  const src = await openDataArg(p, {
+    flag,
+    model,
+    needLabels: 'edgefit train',
+    ...(limit !== undefined ? { limit, limitSeed: seed } : {}),
+  });
   try {
     return await materialize(src, split);
   } finally {
@@ -208,12 +224,14 @@ export const trainCommand: Command = {
     limit: {
       type: 'string',
       valueName: 'N',
-      description: 'train on a seeded, class-balanced subset of N rows of the train split',
+      description:
+        'train on a seeded, class-balanced subset of N rows of the train split (a path: a seeded random sample of N items, read instead of the whole set)',
     },
     'test-limit': {
       type: 'string',
       valueName: 'N',
-      description: 'test accuracy on a seeded, class-balanced subset of N test rows',
+      description:
+        'test accuracy on a seeded, class-balanced subset of N test rows (a path: a seeded random sample)',
     },
     checkpoint: {
       type: 'string',
@@ -283,14 +301,14 @@ export const trainCommand: Command = {
     // data: train split (optionally a subset) → train / validation; test split for the final accuracy
     const valSplit = intOption(p, 'val-split', { min: 0 });
     const { train: trainData, val } = trainAndValidation(
-      await loadLabelled(p, 'data', model, 'train'),
+      await loadLabelled(p, 'data', model, 'train', limit, seed),
       limit,
       valSplit,
       seed,
     );
     let test: Dataset | undefined =
       p.values['test-data'] !== undefined
-        ? await loadLabelled(p, 'test-data', model, 'test')
+        ? await loadLabelled(p, 'test-data', model, 'test', testLimit, seed)
         : isDatasetName(dataArg)
           ? resolveData(dataArg, 'test')
           : undefined;
