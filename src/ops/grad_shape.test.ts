@@ -262,6 +262,133 @@ const shapes: GCase[] = [
   },
 ];
 
+/** Resize / Upsample: linear in x for fixed sizes, so finite differences are exact up to rounding (LIN step). */
+const F32 = (v: number[]) => C('float32', v);
+const LIN = { eps: 0.05 };
+const resize: GCase[] = [
+  {
+    name: 'nearest ×2, asymmetric floor (torch nn.Upsample)',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([1, 2, 3, 4]), null, F32([1, 1, 2, 2])],
+    attrs: { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' },
+    ...LIN,
+  },
+  {
+    name: 'nearest ×2 asymmetric: ties (x.5) round down by default, up with round_prefer_ceil',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([1, 1, 3, 3]), null, F32([1, 1, 2, 2])],
+    attrs: { coordinate_transformation_mode: 'asymmetric' },
+    after: (g, [y]) => {
+      const x = g.inputs[0]!;
+      const [roi, scales] = [g.nodes[0]!.inputs[1] ?? null, g.nodes[0]!.inputs[2]!];
+      const y2 = g
+        .addNode({
+          opType: 'Resize',
+          inputs: [x, roi, scales],
+          outputs: ['y_ceil'],
+          attrs: {
+            coordinate_transformation_mode: A.string('asymmetric'),
+            nearest_mode: A.string('round_prefer_ceil'),
+          },
+        })
+        .output();
+      return [y!, y2];
+    },
+    ...LIN,
+  },
+  {
+    name: 'nearest ×2 half_pixel round_prefer_floor (defaults)',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([2, 1, 3, 3]), null, F32([1, 1, 2, 2])],
+    ...LIN,
+  },
+  {
+    name: 'nearest by sizes 5×7 → 8×3 (up and down), round_prefer_ceil',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([1, 2, 5, 7]), null, null, I64([1, 2, 8, 3])],
+    attrs: { nearest_mode: 'round_prefer_ceil' },
+    ...LIN,
+  },
+  {
+    name: 'nearest scales (1.5, 0.6), ceil',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([1, 1, 4, 5]), null, F32([1, 1, 1.5, 0.6])],
+    attrs: { nearest_mode: 'ceil', coordinate_transformation_mode: 'asymmetric' },
+    ...LIN,
+  },
+  {
+    name: 'linear ×2 half_pixel (bilinear)',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([1, 2, 3, 4]), null, F32([1, 1, 2, 2])],
+    attrs: { mode: 'linear' },
+    ...LIN,
+  },
+  {
+    name: 'linear align_corners by sizes 4×5 → 7×3',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([2, 1, 4, 5]), null, null, I64([2, 1, 7, 3])],
+    attrs: { mode: 'linear', coordinate_transformation_mode: 'align_corners' },
+    ...LIN,
+  },
+  {
+    name: 'linear pytorch_half_pixel scales (0.5, 1.75)',
+    op: 'Resize',
+    opset: 13,
+    inputs: [X([1, 2, 6, 4]), null, F32([1, 1, 0.5, 1.75])],
+    attrs: { mode: 'linear', coordinate_transformation_mode: 'pytorch_half_pixel' },
+    ...LIN,
+  },
+  {
+    name: 'linear half_pixel_symmetric ×1.5 (opset 19)',
+    op: 'Resize',
+    opset: 19,
+    inputs: [X([1, 1, 4, 4]), null, F32([1, 1, 1.5, 1.5])],
+    attrs: { mode: 'linear', coordinate_transformation_mode: 'half_pixel_symmetric' },
+    ...LIN,
+  },
+  {
+    name: 'opset 18 axes [3]: width only, on a 4-D input',
+    op: 'Resize',
+    opset: 18,
+    inputs: [X([1, 2, 3, 4]), null, F32([2.5])],
+    attrs: { axes: [3], mode: 'linear' },
+    ...LIN,
+  },
+  {
+    name: 'Resize-10 nearest (legacy rounding) ×(2, 3)',
+    op: 'Resize',
+    opset: 10,
+    inputs: [X([1, 2, 3, 3]), F32([1, 1, 2, 3])],
+    ...LIN,
+  },
+  {
+    name: 'Resize-10 nearest downsample 0.6 (legacy: ceil)',
+    op: 'Resize',
+    opset: 10,
+    inputs: [X([1, 1, 6, 5]), F32([1, 1, 0.6, 0.6])],
+    ...LIN,
+  },
+  {
+    name: 'Upsample-9 linear ×2',
+    op: 'Upsample',
+    opset: 9,
+    inputs: [X([1, 2, 3, 3]), F32([1, 1, 2, 2])],
+    attrs: { mode: 'linear' },
+    ...LIN,
+  },
+];
+
+describe('Resize / Upsample gradients vs finite differences', () => {
+  for (const c of resize) test(gcaseName(c), () => checkGradCase(c, worst));
+});
+
 describe('reduction gradients vs finite differences', () => {
   for (const c of reductions) test(gcaseName(c), () => checkGradCase(c, worst));
 });
@@ -322,6 +449,41 @@ describe('unsupported forms fail clearly', () => {
     fails(
       { op: 'Pad', opset: 13, inputs: [X([2, 3]), I64([0, 1, 0, 1])], attrs: { mode: 'reflect' } },
       /mode "reflect"/,
+    ),
+  );
+  test(
+    'Resize in cubic mode',
+    fails(
+      {
+        op: 'Resize',
+        opset: 13,
+        inputs: [X([1, 1, 3, 3]), null, C('float32', [1, 1, 2, 2])],
+        attrs: { mode: 'cubic' },
+      },
+      /mode "cubic" has no gradient rule/,
+    ),
+  );
+  test(
+    'Resize with tf_crop_and_resize',
+    fails(
+      {
+        op: 'Resize',
+        opset: 13,
+        inputs: [X([1, 1, 3, 3]), C('float32', [0, 0, 0, 0, 1, 1, 1, 1]), C('float32', [1, 1, 2, 2])],
+        attrs: { coordinate_transformation_mode: 'tf_crop_and_resize' },
+      },
+      /coordinate_transformation_mode "tf_crop_and_resize"/,
+    ),
+  );
+  test(
+    'Resize with computed scales',
+    fails(
+      {
+        op: 'Resize',
+        opset: 13,
+        inputs: [X([1, 1, 3, 3]), null, { shape: [4], dtype: 'float32', diff: false }],
+      },
+      /needs static input and output shapes, got \[1, 1, 3, 3\] → \[\?, \?, \?, \?\]/,
     ),
   );
   test(

@@ -17,6 +17,7 @@ import {
   zerosOfShape,
 } from './gradutil.js';
 import { type GradCtx, type InferCtx, register, type SymValue } from './registry.js';
+import { resizeGrad } from './resize.js';
 import { dimAdd, dimDivExact, dimMul, dimProduct, dimSub, formatDims } from './sym.js';
 import {
   axesArg,
@@ -894,6 +895,7 @@ function scaledDim(d: Dim, scale: number): Dim {
 register({
   type: 'Resize',
   sinceVersion: [10, 11, 13, 18, 19],
+  grad: resizeGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     if (!x.shape) return [tt(x.dtype, null)];
@@ -958,6 +960,7 @@ register({
 register({
   type: 'Upsample',
   sinceVersion: [7, 9],
+  grad: resizeGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     if (!x.shape) return [tt(x.dtype, null)];

@@ -35,6 +35,18 @@ export const PASSES: readonly Pass<any>[] = [
   deadCode,
 ];
 
+/**
+ * The clean-up that keeps a model trainable: constants to initializers, constant folding (exporters compute slice
+ * bounds and resize scales from shapes), shape simplification, dead code. Unlike the standard pipeline it keeps
+ * Dropout and BatchNormalization (training needs both) and does not fuse.
+ */
+export const TRAINING_SAFE_PASSES: readonly Pass<any>[] = [
+  constantToInitializer,
+  constantFolding,
+  shapeSimplify,
+  deadCode,
+];
+
 /** The standard clean-up and fusion pipeline. */
 export function standardPipeline(): Pass<any>[] {
   return [...PASSES];

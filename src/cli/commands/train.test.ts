@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, encodePng, loadDataset, subset } from '../../data/index.js';
+import { type Dataset, encodePng, loadDataset, subset, writeNpy } from '../../data/index.js';
 import { evaluate } from '../../eval/evaluate.js';
 import { loadModel } from '../../onnx/index.js';
 import { main } from '../main.js';
 import { splitValidation } from './train.js';
 import { edgefit } from '../../testing/cli.js';
+import { prng, TORCH_FIXTURES } from '../../testing/fixtures.js';
 
 /** In-process run of the CLI (fast: no tsx start-up), capturing both streams. */
 async function inProcess(...args: string[]) {
@@ -129,6 +130,56 @@ describe('edgefit train', () => {
     assert.equal(all.size, 1000);
     assert.notDeepEqual([...splitValidation(ds, 100, 4).val!.indices!], [...a.val!.indices!]);
     assert.equal(splitValidation(ds, 0, 3).val, undefined);
+  });
+
+  test('trains torch-exported graphs: an encoder (slice bounds computed from shapes) and a conv net with BN and Resize', async () => {
+    const rng = prng(7);
+    for (const [file, itemShape] of [
+      ['encoder_op17.onnx', [16, 32]],
+      ['mobile_bn_op13.onnx', [3, 32, 32]],
+    ] as const) {
+      // a learnable task: each class adds its own fixed pattern to uniform noise
+      const n = 512;
+      const d = itemShape.reduce((a, b) => a * b, 1);
+      const pattern = Float32Array.from({ length: 10 * d }, () => rng() * 2 - 1);
+      const y = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rng() * 10)));
+      const x = new Float32Array(n * d);
+      for (let i = 0; i < n; i++)
+        for (let k = 0; k < d; k++) x[i * d + k] = 0.5 * pattern[Number(y[i]) * d + k]! + rng() * 2 - 1;
+      const xs = join(dir, `${file}.x.npy`);
+      const ys = join(dir, `${file}.y.npy`);
+      writeNpy(xs, { dtype: 'float32', shape: [n, ...itemShape], data: x });
+      writeNpy(ys, { dtype: 'int64', shape: [n], data: y });
+      const r = await inProcess(
+        'train',
+        '--model',
+        join(TORCH_FIXTURES, file),
+        '--data',
+        xs,
+        '--labels',
+        ys,
+        '--val-split',
+        '0',
+        '--epochs',
+        '4',
+        '--lr',
+        '0.05',
+        '--threads',
+        '1',
+        '--out',
+        join(dir, `trained-${file}`),
+        '--json',
+        '--quiet',
+      );
+      assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+      const h = (JSON.parse(r.stdout) as TrainJson).history;
+      // it learns (the gradients themselves are checked against finite differences in src/passes/training.test.ts)
+      assert.ok(
+        h.every((e, i) => i === 0 || e.trainLoss < h[i - 1]!.trainLoss) &&
+          h[3]!.trainLoss < h[0]!.trainLoss - 0.05,
+        `${file}: train loss ${h.map((e) => e.trainLoss.toFixed(3)).join(' → ')}`,
+      );
+    }
   });
 
   test('trains from a PNG class folder (--data) and tests on another (--test-data); unlabelled data is refused', async () => {

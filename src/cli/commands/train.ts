@@ -13,6 +13,7 @@ import { InputError } from '../../errors.js';
 import type { Model } from '../../ir/graph.js';
 import { buildModel, isModelName } from '../../models/index.js';
 import { loadModel } from '../../onnx/index.js';
+import { runPasses, TRAINING_SAFE_PASSES } from '../../passes/index.js';
 import type { ScheduleSpec } from '../../train/schedule.js';
 import { train } from '../../train/trainer.js';
 import type { OptimizerSpec } from '../../train/types.js';
@@ -296,7 +297,11 @@ export const trainCommand: Command = {
         `--model must be mlp, cnn-s, vit-t or an .onnx file: current value is "${modelArg}"`,
         { value: modelArg },
       );
-    const model: Model = builtin ? buildModel(modelArg, { seed }) : loadModel(modelArg);
+    // an external graph gets the training-safe clean-up first: exporters compute slice bounds and resize scales
+    // from shapes, and gradients need them constant
+    const model: Model = builtin
+      ? buildModel(modelArg, { seed })
+      : (await runPasses(loadModel(modelArg), TRAINING_SAFE_PASSES)).model;
 
     // data: train split (optionally a subset) → train / validation; test split for the final accuracy
     const valSplit = intOption(p, 'val-split', { min: 0 });
