@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { gradCheck } from '../autodiff/check.js';
 import { buildGradients, UnsupportedGradientError } from '../autodiff/grad.js';
-import { A, Graph, Model, Tensor, tensorType, type Value } from '../ir/index.js';
+import { A, Graph, Model, Tensor, tensorType } from '../ir/index.js';
 import { type HostTensor, Session } from '../runtime/index.js';
 import {
   away,
@@ -22,11 +22,11 @@ import {
   runGradCase,
   uni,
   X,
+  sumLoss,
 } from './gradtest.js';
 import { inferShapes } from './infer.js';
 import { lookup, register } from './registry.js';
 import { F as FA } from './testing.js';
-import { tt } from './util.js';
 
 const worst = new Map<string, number>();
 after(() => printWorst('element-wise gradients', worst));
@@ -304,19 +304,11 @@ describe('Dropout in training mode', () => {
     inferShapes(model);
     const g = model.graph;
     assert.throws(
-      () => buildGradients(model, reduceAll(g, g.outputs[0]!), [g.inputs[0]!]),
+      () => buildGradients(model, sumLoss(g, g.outputs[0]!), [g.inputs[0]!]),
       (e: unknown) => e instanceof UnsupportedGradientError && /Dropout "n0".*mask output/.test(e.message),
     );
   });
 });
-
-function reduceAll(g: Graph, v: Value): Value {
-  const out = g
-    .addNode({ opType: 'ReduceSum', inputs: [v], outputs: ['loss'], attrs: { keepdims: A.int(0) } })
-    .output();
-  out.type = tt('float32', []);
-  return out;
-}
 
 describe('the gradient harness', () => {
   test('a broken rule is caught (Mul with one gradient negated)', async () => {

@@ -16,6 +16,7 @@ import {
   I64,
   N,
   printWorst,
+  sumLoss,
   uni,
   X,
 } from './gradtest.js';
@@ -434,11 +435,7 @@ describe('unsupported forms fail clearly', () => {
     const { model } = buildGradCase(c);
     inferShapes(model);
     const g = model.graph;
-    const y = g.outputs[0]!;
-    const loss = g
-      .addNode({ opType: 'ReduceSum', inputs: [y], outputs: ['loss'], attrs: { keepdims: A.int(0) } })
-      .output();
-    loss.type = tensorType('float32', []);
+    const loss = sumLoss(g, g.outputs[0]!);
     assert.throws(
       () => buildGradients(model, loss, [g.inputs[0]!]),
       (e: unknown) => e instanceof UnsupportedGradientError && e.subject.node === 'n0' && re.test(e.message),
@@ -509,15 +506,7 @@ function emittedOps(c: GCase): string[] {
   const { model } = buildGradCase(c);
   inferShapes(model);
   const g = model.graph;
-  const loss = g
-    .addNode({
-      opType: 'ReduceSum',
-      inputs: [g.outputs[0]!],
-      outputs: ['loss'],
-      attrs: { keepdims: A.int(0) },
-    })
-    .output();
-  loss.type = tensorType('float32', []);
+  const loss = sumLoss(g, g.outputs[0]!);
   const { emitted } = buildGradients(model, loss, [g.inputs[0]!]);
   return emitted
     .filter((n) => n.name.startsWith('grad/n0/'))

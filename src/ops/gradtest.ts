@@ -3,7 +3,7 @@
 // gradient graph vs central finite differences, both through ORT).
 import assert from 'node:assert/strict';
 import { gradCheck, type GradCheckResult } from '../autodiff/check.js';
-import { type DType, type Graph, type Model, type Value, Tensor } from '../ir/index.js';
+import { A, type DType, type Graph, type Model, type Value, Tensor, tensorType } from '../ir/index.js';
 import type { HostTensor } from '../runtime/index.js';
 import { buildCase, type AttrV, type OpCase } from './testing.js';
 import { prng } from '../util/random.js';
@@ -173,4 +173,13 @@ export function printWorst(title: string, worst: Map<string, number>): void {
   const rows = [...worst.entries()].sort(([a], [b]) => a.localeCompare(b));
   console.log(`# ${title}: worst error ratio per op (≤ 1 passes)`);
   for (const [k, v] of rows) console.log(`#   ${k.padEnd(24)} ${v.toFixed(4)}`);
+}
+
+/** A scalar loss for gradient tests: the sum of every element of `v` (a ReduceSum node added to `g`). */
+export function sumLoss(g: Graph, v: Value): Value {
+  const out = g
+    .addNode({ opType: 'ReduceSum', inputs: [v], outputs: ['loss'], attrs: { keepdims: A.int(0) } })
+    .output();
+  out.type = tensorType('float32', []);
+  return out;
 }

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { gradCheck } from '../autodiff/check.js';
 import { buildGradients, UnsupportedGradientError } from '../autodiff/grad.js';
-import { A, tensorType } from '../ir/index.js';
+import { tensorType } from '../ir/index.js';
 import { loadModel } from '../onnx/index.js';
+import { sumLoss } from '../ops/gradtest.js';
 import { inferShapes } from '../ops/index.js';
 import { readIo, TORCH_FIXTURES } from '../testing/fixtures.js';
 import { compareModels, opCounts, runPasses, TRAINING_SAFE_PASSES } from './index.js';
@@ -36,15 +37,7 @@ describe('training-safe clean-up of torch-exported graphs', () => {
         }
         inferShapes(m);
         const g = m.graph;
-        const loss = g
-          .addNode({
-            opType: 'ReduceSum',
-            inputs: [g.outputs[0]!],
-            outputs: ['loss'],
-            attrs: { keepdims: A.int(0) },
-          })
-          .output();
-        loss.type = tensorType('float32', []);
+        const loss = sumLoss(g, g.outputs[0]!);
         const params = [...g.initializers.values()].filter((v) => v.dtype === 'float32');
         assert.throws(
           () => buildGradients(m, loss, params),
