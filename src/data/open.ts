@@ -149,7 +149,7 @@ export async function openData(spec: string, opts: OpenDataOptions = {}): Promis
     });
   const all = await openUnchecked(spec, opts);
   const src =
-    opts.limit !== undefined && opts.limit < all.n && all instanceof BaseSource
+    opts.limit !== undefined && opts.limit < all.n
       ? new SampledSource(all, opts.limit, opts.limitSeed ?? 0)
       : all;
   if (opts.needLabels && !src.labeled) {
@@ -177,7 +177,7 @@ function kindOf(path: string): 'images' | 'npy' | 'npz' | 'csv' | 'manifest' | u
   return e === 'npy' ? 'npy' : e === 'npz' ? 'npz' : e === 'csv' || e === 'tsv' ? 'csv' : 'manifest';
 }
 
-async function openUnchecked(spec: string, o: OpenDataOptions): Promise<DataSource> {
+async function openUnchecked(spec: string, o: OpenDataOptions): Promise<BaseSource> {
   const io = o.model ? modelIO(o.model) : undefined;
   const classes = io ? modelClasses(io) : undefined;
   if (isDatasetName(spec)) {
@@ -217,7 +217,7 @@ function openImages(
   io: ModelIO | undefined,
   classes: number | undefined,
   o: OpenDataOptions,
-): DataSource {
+): BaseSource {
   const input = single(io, root);
   const spec = resolvePreprocess(input, o.preprocess, root);
   const listing = listImageFolder(root);
@@ -264,7 +264,7 @@ function openCsv(
   io: ModelIO | undefined,
   classes: number | undefined,
   o: OpenDataOptions,
-): DataSource {
+): BaseSource {
   const input = single(io, path);
   if (input && input.dtype !== 'float32')
     throw new InputError(
@@ -319,7 +319,7 @@ function openArrays(
   io: ModelIO | undefined,
   classes: number | undefined,
   o: OpenDataOptions,
-): DataSource {
+): BaseSource {
   const opened: { close(): void }[] = [];
   const archives = new Map<string, NpzFile>();
   const archive = (file: string): NpzFile => {

@@ -22,6 +22,12 @@ export function constInts(v: Value | null | undefined): number[] | undefined {
   return t ? t.toNumbers().map(Number) : undefined;
 }
 
+/** Float elements of an optional input (initializer or Constant node), or undefined when absent, empty or computed. */
+export function constFloats(v: Value | null | undefined): number[] | undefined {
+  const t = constOf(v);
+  return t && t.numel > 0 ? Array.from(t.toFloat64()) : undefined;
+}
+
 /** Constant integer elements of input `i`, failing clearly when it is computed at run time. */
 export function requireConstInts(node: Node, g: GradCtx, i: number, what: string): number[] {
   const v = node.inputs[i];

@@ -5,8 +5,7 @@
 // the clamping of source indices, and the "simple" nearest rounding of Resize-10 and Upsample.
 import type { Node, Value } from '../ir/index.js';
 import { Tensor } from '../ir/index.js';
-import { constOf } from './const.js';
-import { allNumbers, dOut, normAxisG } from './gradutil.js';
+import { allNumbers, constFloats, dOut, normAxisG } from './gradutil.js';
 import type { GradCtx } from './registry.js';
 import { formatDims } from './sym.js';
 
@@ -94,13 +93,6 @@ export function resizeMatrix(o: {
     }
   }
   return w;
-}
-
-/** Float elements of a constant input, or undefined when absent, empty or not constant. */
-function constFloats(v: Value | null | undefined): number[] | undefined {
-  const t = constOf(v);
-  if (!t || t.numel === 0) return undefined;
-  return Array.from(t.toFloat64());
 }
 
 /** Resize / Upsample gradient for the data input: one MatMul per resized axis with a constant matrix. */
