@@ -14,7 +14,7 @@ import {
   type Dataset,
 } from './dataset.js';
 import { readNpy } from './npy.js';
-import { numpySkipReason, runPython } from './testutil.js';
+import { numpySkipReason, runPython } from '../testing/reference.js';
 
 const mnistTest = loadDataset('mnist', 'test');
 

@@ -13,7 +13,7 @@ import {
   readFashion,
   validClassRows,
 } from './fashion.js';
-import { assertImageSum, referenceSkipReason, REFERENCE_DIR, runPython, sum } from './testutil.js';
+import { assertImageSum, referenceSkipReason, REFERENCE_DIR, runPython, sum } from '../testing/reference.js';
 
 const dir = fashionDataDir();
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadDataset, PIXEL_SCALE } from './dataset.js';
 import { loadMnistRaw, mnistDataDir } from './mnist.js';
-import { assertImageSum, referenceSkipReason, REFERENCE_DIR, runPython, sum } from './testutil.js';
+import { assertImageSum, referenceSkipReason, REFERENCE_DIR, runPython, sum } from '../testing/reference.js';
 
 const dir = mnistDataDir();
 const train = loadDataset('mnist', 'train');

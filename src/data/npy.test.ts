@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, InputError, UnsupportedError } from '../errors.js';
 import { encodeNpy, NPY_DTYPES, parseNpy, readNpy, writeNpy, type NpyArray, type NpyDType } from './npy.js';
-import { numpySkipReason, runPython } from './testutil.js';
+import { numpySkipReason, runPython } from '../testing/reference.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-npy-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { DataError, InputError } from '../errors.js';
 import { openNpy, openNpz, readNpz, writeNpz } from './npz.js';
 import { writeNpy } from './npy.js';
-import { numpySkipReason, runPython } from './testutil.js';
+import { numpySkipReason, runPython } from '../testing/reference.js';
 
 let dir = '';
 before(() => {

@@ -23,10 +23,10 @@ import {
   uni,
   X,
   sumLoss,
-} from './gradtest.js';
+} from '../testing/grad.js';
 import { inferShapes } from './infer.js';
 import { lookup, register } from './registry.js';
-import { F as FA } from './testing.js';
+import { F as FA } from '../testing/ops.js';
 
 const worst = new Map<string, number>();
 after(() => printWorst('element-wise gradients', worst));

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { gradCheck } from '../autodiff/check.js';
 import { lookup } from './index.js';
-import { buildGradCase, checkGradCase, type GCase, gcaseName, printWorst, X } from './gradtest.js';
+import { buildGradCase, checkGradCase, type GCase, gcaseName, printWorst, X } from '../testing/grad.js';
 
 const worst = new Map<string, number>();
 after(() => printWorst('linalg gradient rules', worst));

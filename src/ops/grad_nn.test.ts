@@ -17,7 +17,7 @@ import {
   printWorst,
   uni,
   X,
-} from './gradtest.js';
+} from '../testing/grad.js';
 
 const worst = new Map<string, number>();
 after(() => printWorst('nn gradient rules', worst));

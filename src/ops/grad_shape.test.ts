@@ -19,7 +19,7 @@ import {
   sumLoss,
   uni,
   X,
-} from './gradtest.js';
+} from '../testing/grad.js';
 import { inferShapes } from './infer.js';
 
 const worst = new Map<string, number>();

@@ -6,7 +6,7 @@ import { ShapeError, UnsupportedOpError } from '../errors.js';
 import { type Dim, Graph, Model, Tensor, type Value, tensorType, verify } from '../ir/index.js';
 import { checkNode, inferShapes, lookup, makeCheckNode, register } from './index.js';
 import { dimAdd, dimDivExact, dimEquals, dimMul, dimSub, evalDim } from './sym.js';
-import { buildCase, checkModel, cst, f32, G, i64, inp, type OpCase, toAttr } from './testing.js';
+import { buildCase, checkModel, cst, f32, G, i64, inp, type OpCase, toAttr } from '../testing/ops.js';
 
 function model(opset = 17): { m: Model; g: Graph } {
   const g = new Graph('main');

@@ -8,7 +8,7 @@ import { loadModel } from '../onnx/index.js';
 import { allGraphs, Tensor, tensorType } from '../ir/index.js';
 import { packageModels, randomFloat, readIo, torchFixtures } from '../testing/fixtures.js';
 import { buildModel, MODEL_NAMES } from '../models/index.js';
-import { checkModel, freezeInput, inlineKnownIfs } from './testing.js';
+import { checkModel, freezeInput, inlineKnownIfs } from '../testing/ops.js';
 
 /** Share of main-graph node outputs that must be checked against ORT. */
 const MIN_FRACTION = 0.9;

@@ -2,7 +2,7 @@
 // every output's inferred dtype and shape equal what ORT returns. Adding a case is one line.
 import { describe, test } from 'node:test';
 import { Tensor } from '../ir/index.js';
-import { checkCase, cst, F, f32, FS, i64, inp, type OpCase, TA, caseName } from './testing.js';
+import { checkCase, cst, F, f32, FS, i64, inp, type OpCase, TA, caseName } from '../testing/ops.js';
 
 const x4 = f32(2, 3, 8, 8);
 const BIG = 2 ** 31 - 1;

@@ -14,7 +14,7 @@ import {
 } from './index.js';
 import type { HostTensor } from '../runtime/index.js';
 import { randomFloat } from '../testing/fixtures.js';
-import { count, externalModel, externalModelNames, feed, hand } from './testkit.js';
+import { count, externalModel, externalModelNames, feed, hand } from '../testing/passes.js';
 
 /**
  * Node counts (all graphs) before → after the standard pipeline, measured when the passes were written. "After" is

@@ -8,7 +8,7 @@ import { gradCheck } from '../autodiff/check.js';
 import { buildGradients, UnsupportedGradientError } from '../autodiff/grad.js';
 import { tensorType } from '../ir/index.js';
 import { loadModel } from '../onnx/index.js';
-import { sumLoss } from '../ops/gradtest.js';
+import { sumLoss } from '../testing/grad.js';
 import { inferShapes } from '../ops/index.js';
 import { readIo, TORCH_FIXTURES } from '../testing/fixtures.js';
 import { compareModels, opCounts, runPasses, TRAINING_SAFE_PASSES } from './index.js';

@@ -15,7 +15,7 @@ import {
   maxAbsDiff,
   readFixture,
   sumStats,
-} from './testutil.js';
+} from '../testing/train.js';
 
 interface GradEntry {
   shape: number[];

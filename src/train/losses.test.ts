@@ -6,7 +6,7 @@ import { buildGradients } from '../autodiff/grad.js';
 import { inferShapes } from '../ops/infer.js';
 import { type HostTensor, runModel } from '../runtime/index.js';
 import { addLoss } from './losses.js';
-import { type FxTensor, assertRel, maxAbsDiff, readFixture } from './testutil.js';
+import { type FxTensor, assertRel, maxAbsDiff, readFixture } from '../testing/train.js';
 import type { LossSpec } from './types.js';
 
 interface LossCase {

@@ -15,7 +15,7 @@ import {
   readFixture,
   rowsBatch,
   sumStats,
-} from './testutil.js';
+} from '../testing/train.js';
 import type { TrainStepOptions } from './types.js';
 
 interface SumSq {

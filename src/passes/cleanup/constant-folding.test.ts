@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { A, Graph, Tensor } from '../../ir/index.js';
 import { encodeModel } from '../../onnx/index.js';
-import { checkPass, count, externalModel, feed, hand, ints, rand } from '../testkit.js';
+import { checkPass, count, externalModel, feed, hand, ints, rand } from '../../testing/passes.js';
 import { constantFolding } from './constant-folding.js';
 
 const ortNotes = (notes: string[]) => notes.filter((n) => /evaluated by ONNX Runtime/.test(n));

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { A, Graph, Tensor } from '../../ir/index.js';
-import { checkPass, count, externalModel, feed, hand } from '../testkit.js';
+import { checkPass, count, externalModel, feed, hand } from '../../testing/passes.js';
 import { constantToInitializer } from './constant-to-initializer.js';
 
 describe('constant-to-initializer', () => {

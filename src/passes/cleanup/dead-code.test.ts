@@ -2,7 +2,15 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, allGraphs } from '../../ir/index.js';
 import { encodeModel } from '../../onnx/index.js';
-import { checkPass, count, externalModel, externalModelNames, feed, hand, rand } from '../testkit.js';
+import {
+  checkPass,
+  count,
+  externalModel,
+  externalModelNames,
+  feed,
+  hand,
+  rand,
+} from '../../testing/passes.js';
 import { deadCode } from './dead-code.js';
 
 describe('dead-code', () => {

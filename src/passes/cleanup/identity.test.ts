@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, Tensor } from '../../ir/index.js';
-import { checkPass, count, externalModel, feed, hand, rand } from '../testkit.js';
+import { checkPass, count, externalModel, feed, hand, rand } from '../../testing/passes.js';
 import { eliminateIdentity } from './identity.js';
 
 describe('eliminate-identity', () => {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { A } from '../../ir/index.js';
-import { checkPass, count, externalModel, feed, hand, ints } from '../testkit.js';
+import { checkPass, count, externalModel, feed, hand, ints } from '../../testing/passes.js';
 import { shapeSimplify } from './shape-ops.js';
 
 describe('shape-simplify', () => {

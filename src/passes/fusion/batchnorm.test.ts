@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { A } from '../../ir/index.js';
 import { randomFeeds } from '../../testing/fixtures.js';
-import { checkPass, cnnSWithStats, count, externalModel, feed, hand, rand } from '../testkit.js';
+import { checkPass, cnnSWithStats, count, externalModel, feed, hand, rand } from '../../testing/passes.js';
 import { foldBatchNorm } from './batchnorm.js';
 
 interface ConvBn {

@@ -8,7 +8,7 @@ import { convertFp16 } from './fp16.js';
 import { analyzeSensitivity, mixedPrecision, sensitivityOrder } from './sensitivity.js';
 import { layerSqnr } from './sqnr.js';
 import { quantizeStatic } from './static.js';
-import { calibrationBatches, fixture, prepared } from './testkit.js';
+import { calibrationBatches, fixture, prepared } from '../../testing/quantize.js';
 
 /** A score: the share of rows where the model's argmax agrees with the float model's (the float model scores 1). */
 async function agreement(ref: Model, feeds: readonly Feeds[]): Promise<(m: Model) => Promise<number>> {

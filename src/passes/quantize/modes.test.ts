@@ -12,7 +12,7 @@ import { runPasses } from '../manager.js';
 import { ortKernels } from './kernels.js';
 import { dequantizeBlocks, quantizeBlocksRtn, sqnr, unpackMatMulNBits } from './numeric.js';
 import { quantize } from './index.js';
-import { calibrationBatches, fixture, maxAbs, prepared, run } from './testkit.js';
+import { calibrationBatches, fixture, maxAbs, prepared, run } from '../../testing/quantize.js';
 import { prng } from '../../testing/fixtures.js';
 
 function verified(m: Parameters<typeof verifyModel>[0]): void {

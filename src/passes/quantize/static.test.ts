@@ -8,7 +8,7 @@ import { calibrate, collectGram, entropyRange, histogram, mseRange, percentileRa
 import { ortKernels } from './kernels.js';
 import { sqnr } from './numeric.js';
 import { planStatic, prepareStatic, quantizeStatic, type StaticQuantOptions } from './static.js';
-import { amax, calibrationBatches, fixture, maxAbs, prepared, run } from './testkit.js';
+import { amax, calibrationBatches, fixture, maxAbs, prepared, run } from '../../testing/quantize.js';
 import { tryInferShapes } from '../util.js';
 
 function verified(m: Parameters<typeof verifyModel>[0]): void {

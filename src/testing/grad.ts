@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { gradCheck, type GradCheckResult } from '../autodiff/check.js';
 import { A, type DType, type Graph, type Model, type Value, Tensor, tensorType } from '../ir/index.js';
 import type { HostTensor } from '../runtime/index.js';
-import { buildCase, type AttrV, type OpCase } from './testing.js';
+import { buildCase, type AttrV, type OpCase } from './ops.js';
 import { prng } from '../util/random.js';
 
 export type Rand = () => number;

@@ -17,8 +17,8 @@ import {
   tensorType,
 } from '../ir/index.js';
 import { type HostTensor, runModel } from '../runtime/index.js';
-import { inferShapes, type InferReport } from './infer.js';
-import { evalDim, formatDims } from './sym.js';
+import { inferShapes, type InferReport } from '../ops/infer.js';
+import { evalDim, formatDims } from '../ops/sym.js';
 
 export type AttrV = number | number[] | string | string[] | Attr;
 export const F = (value: number): Attr => ({ type: 'float', value });

@@ -7,10 +7,10 @@ import { buildModel } from '../models/index.js';
 import { loadModel } from '../onnx/index.js';
 import { makeCheckNode } from '../ops/index.js';
 import type { HostTensor } from '../runtime/index.js';
-import { packageModels, prng, randomFeeds, readIo, torchFixtures } from '../testing/fixtures.js';
-import { compareModels } from './check.js';
-import type { Pass, PassResult } from './manager.js';
-import { nodeCount, opCounts } from './util.js';
+import { packageModels, prng, randomFeeds, readIo, torchFixtures } from './fixtures.js';
+import { compareModels } from '../passes/check.js';
+import type { Pass, PassResult } from '../passes/manager.js';
+import { nodeCount, opCounts } from '../passes/util.js';
 
 export interface Hand {
   m: Model;

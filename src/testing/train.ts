@@ -29,7 +29,7 @@ export function readFixture<T>(file: string): T {
   return JSON.parse(readFileSync(join(GRAD_FIXTURES, file), 'utf8')) as T;
 }
 
-export { initializerDigest } from '../testing/fixtures.js';
+export { initializerDigest } from './fixtures.js';
 
 /** Rows [from, to) of the fixture's pixels as a float32 NCHW batch (p / 255), with int64 labels. */
 export function fixtureBatch(

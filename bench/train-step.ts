@@ -1,5 +1,5 @@
 // Train-step timing for one model in this process (the bench harness runs it in ≥ 3 fresh processes, see
-// ../shared/bench/SPEC.md): `node --import tsx src/train/bench-step.ts <mlp|cnn-s|vit-t> [--threads 2]
+// ../shared/bench/SPEC.md): `node --import tsx bench/train-step.ts <mlp|cnn-s|vit-t> [--threads 2]
 // [--batch 64] [--reps 50] [--layout flat|per-param] [--profile <prefix>] [--forward]`. Prints one SPEC JSON line
 // {"bench":"train-step",…,"median_ms"} on stdout. SPEC's optimizers: SGD lr 0.05 momentum 0.9 for mlp and cnn-s,
 // AdamW lr 1e-3 weight decay 0.01 for vit-t; cross-entropy. Synthetic pixels and labels (timing does not depend on
@@ -7,11 +7,11 @@
 // "cpu_ms", the median process CPU time per run (user + system, all threads): on a loaded machine the 1-thread CPU
 // time is the stable figure (BENCHMARKS.md "Train step performance").
 import { parseArgs } from 'node:util';
-import { mulberry32 } from '../data/index.js';
-import { buildModel } from '../models/index.js';
-import { Session } from '../runtime/index.js';
-import { createTrainStep } from './step.js';
-import type { OptimizerSpec } from './types.js';
+import { mulberry32 } from '../src/data/index.js';
+import { buildModel } from '../src/models/index.js';
+import { Session } from '../src/runtime/index.js';
+import { createTrainStep } from '../src/train/step.js';
+import type { OptimizerSpec } from '../src/train/types.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

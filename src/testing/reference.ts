@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../testing/fixtures.js';
+import { REPO_ROOT } from './fixtures.js';
 
 export const PYTHON = '/usr/bin/python3';
 /** The shared reference scripts, which sit beside the repository (`../shared/reference`). */

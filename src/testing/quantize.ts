@@ -1,15 +1,15 @@
 // Helpers for the quantization tests: fixture models, calibration batches, running models in ORT.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Model } from '../../ir/index.js';
-import { buildModel } from '../../models/index.js';
-import { loadModel } from '../../onnx/index.js';
-import { Session, type HostTensor, type OptimizationLevel } from '../../runtime/index.js';
-import { REPO_ROOT, readIo, torchFixtures } from '../../testing/fixtures.js';
-import { randomInputs } from '../check.js';
-import { cnnSWithStats } from '../testkit.js';
-import type { Feeds } from './calibrate.js';
-import { prepareForQuantization } from './index.js';
+import type { Model } from '../ir/index.js';
+import { buildModel } from '../models/index.js';
+import { loadModel } from '../onnx/index.js';
+import { Session, type HostTensor, type OptimizationLevel } from '../runtime/index.js';
+import { REPO_ROOT, readIo, torchFixtures } from './fixtures.js';
+import { randomInputs } from '../passes/check.js';
+import { cnnSWithStats } from './passes.js';
+import type { Feeds } from '../passes/quantize/calibrate.js';
+import { prepareForQuantization } from '../passes/quantize/index.js';
 
 export const QUANT_FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'quant');
 
