@@ -6,6 +6,7 @@ import type { Model } from '../ir/graph.js';
 import { writeAtomic } from '../util/fs.js';
 import { decodeModel } from './decode.js';
 import { encodeModelParts } from './encode.js';
+import { assertOpsetForms } from './opsets.js';
 
 export { decodeModel, type DecodeOptions } from './decode.js';
 export { encodeModel, encodeModelParts, type ExternalDataOptions, type EncodedModel } from './encode.js';
@@ -48,8 +49,13 @@ export interface SaveResult {
   dataFile?: string;
 }
 
-/** Write a model atomically; with external data the data file is written first, the model last. */
+/**
+ * Write a model atomically; with external data the data file is written first, the model last. A model with a
+ * node whose op or form does not exist at its opset import is refused (GraphError naming the node) before any
+ * byte is written.
+ */
 export function saveModel(model: Model, path: string, opts: SaveOptions = {}): SaveResult {
+  assertOpsetForms(model, path);
   const align = opts.align ?? 4096;
   if (!Number.isInteger(align) || align < 1)
     throw new InputError('align', `Alignment must be a positive integer: current value is ${align}`, {
@@ -75,3 +81,12 @@ export function saveModel(model: Model, path: string, opts: SaveOptions = {}): S
   writeAtomic(path, parts.model);
   return { modelBytes: parts.model.byteLength, dataBytes: parts.dataBytes, dataFile };
 }
+export {
+  assertOpsetForms,
+  opsetProblems,
+  nodeOpsetProblems,
+  opVersionAt,
+  opSince,
+  MAX_KNOWN_OPSET,
+  MIN_CONVERT_OPSET,
+} from './opsets.js';

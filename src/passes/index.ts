@@ -65,3 +65,4 @@ export function passesByName(names: readonly string[]): Pass<any>[] {
     return p;
   });
 }
+export { convertOpset, irVersionFor, type OpsetConversion } from './opset/convert.js';
