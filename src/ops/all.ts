@@ -1,4 +1,4 @@
-// Loads every op family so the registry is complete. Import `src/ops/index.ts` (or this file) once.
+// Every op family; src/ops/registry.ts imports this before it hands out `lookup`, so the table is complete.
 import './elementwise.js';
 import './shape.js';
 import './nn.js';

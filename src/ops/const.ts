@@ -1,7 +1,8 @@
 // Constant data of values: initializers and Constant node outputs, and their elements as known values.
 import type { Node, Value } from '../ir/index.js';
 import { Tensor } from '../ir/index.js';
-import { normDomain, type SymValue } from './registry.js';
+import type { SymValue } from './registry.js';
+import { normDomain } from './table.js';
 import { MAX_VALUE_ELEMENTS } from './util.js';
 
 /** Constant data of a value: an initializer, or the output of a Constant node. */

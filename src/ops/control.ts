@@ -2,7 +2,8 @@
 // become report problems, since a branch that never runs need not fit). An If whose condition is known at inference
 // time (e.g. it compares a static dim with a constant) takes the types — and known values — of the branch that runs.
 import type { Graph, Node, ValueType } from '../ir/index.js';
-import { type InferCtx, register, type SymValue } from './registry.js';
+import type { InferCtx, SymValue } from './registry.js';
+import { register } from './table.js';
 import { formatDims } from './sym.js';
 import { mergeShapes, tt } from './util.js';
 

@@ -4,7 +4,8 @@ import type { DType, Dim, Emitter, Node, Value } from '../ir/index.js';
 import { A, dtypeFromCode, isFloat } from '../ir/index.js';
 import { constOf } from './const.js';
 import { constInts, dOut, geq, type GradRule, leq, maskOf, normAxisG, signOf } from './gradutil.js';
-import { type GradCtx, type InferCtx, register, registerAll, type SymValue } from './registry.js';
+import type { GradCtx, InferCtx, SymValue } from './registry.js';
+import { register, registerAll } from './table.js';
 import { dimAdd, dimEquals, dimFloorDiv, dimMul, dimSub } from './sym.js';
 import { broadcast, castNumber, elementwiseValue, normAxis, num1, num2, tt, unidirectional } from './util.js';
 

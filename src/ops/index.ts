@@ -1,6 +1,4 @@
-// Op knowledge: the registry (one entry per op) and shape/dtype inference. Importing this module loads every entry.
-import './all.js';
-
+// Op knowledge: the registry (one entry per op; src/ops/registry.ts loads every entry) and shape/dtype inference.
 export * from './registry.js';
 export {
   inferShapes,

@@ -18,7 +18,6 @@ import {
 } from './registry.js';
 import { formatDims, mergeDim } from './sym.js';
 import { MAX_VALUE_ELEMENTS } from './util.js';
-import './all.js';
 
 export { constOf, constantNodeTensor, tensorToSym } from './const.js';
 

@@ -1,7 +1,8 @@
 // Matrix products: MatMul, Gemm, Einsum, and com.microsoft FusedMatMul.
 import type { Dim, Emitter, Node, Value } from '../ir/index.js';
 import { A } from '../ir/index.js';
-import { type GradCtx, type InferCtx, register } from './registry.js';
+import type { GradCtx, InferCtx } from './registry.js';
+import { register } from './table.js';
 import { formatDims, mergeDim } from './sym.js';
 import { broadcast, tt, unidirectional } from './util.js';
 

@@ -1,7 +1,8 @@
 // Neural-network ops: convolutions, pools, normalizations and recurrent layers.
 import type { Attr, DType, Dim, Emitter, Node, TensorType, Value } from '../ir/index.js';
 import { A, dtypeFromCode, Tensor } from '../ir/index.js';
-import { type GradCtx, type InferCtx, register } from './registry.js';
+import type { GradCtx, InferCtx } from './registry.js';
+import { register } from './table.js';
 import { dimAdd, dimDivExact, dimMul, dimSub, formatDims } from './sym.js';
 import { normAxis, tt, type WindowAttrs, windowAttrs, windowOut } from './util.js';
 

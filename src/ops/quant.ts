@@ -4,7 +4,8 @@ import type { DType, Dim, Node, TensorType } from '../ir/index.js';
 import { dtypeFromCode, isFloat } from '../ir/index.js';
 import { matmulShape, gemmShape } from './linalg.js';
 import { convShape } from './nn.js';
-import { type InferCtx, register } from './registry.js';
+import type { InferCtx } from './registry.js';
+import { register } from './table.js';
 import { dimCeilDiv, formatDims } from './sym.js';
 import { broadcast, normAxis, tt } from './util.js';
 

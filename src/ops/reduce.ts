@@ -13,7 +13,8 @@ import {
   signOf,
   staticProduct,
 } from './gradutil.js';
-import { type GradCtx, type InferCtx, register } from './registry.js';
+import type { GradCtx, InferCtx } from './registry.js';
+import { register } from './table.js';
 import { dimAdd, dimMul, formatDims } from './sym.js';
 import { normAxes, normAxis, tt } from './util.js';
 

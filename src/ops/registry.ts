@@ -1,9 +1,14 @@
 // The op registry: one entry per op type (and domain), holding everything edgefit knows about the op. Shape
 // inference, `verify`'s dtype checks, autodiff, pruning and quantization read these entries; none of them has a
 // `switch (node.opType)` of its own. Entries live in family files (nn.ts, elementwise.ts, shape.ts, …), each of
-// which calls `register` at import time; `src/ops/index.ts` imports them all.
+// which adds its entries to the table (table.ts); this module loads them all (src/ops/all.ts) before it exports
+// `lookup`.
 import type { DType, Dim, Emitter, Graph, Node, Tensor, TensorType, Value, ValueType } from '../ir/index.js';
 import type { ProblemKind } from '../ir/verify.js';
+// Every op family, before anything below is handed out: `lookup` and `allEntries` always see the complete set of
+// built-in ops, whoever imports them (autodiff alone, the quantizer, a library user). Registration is part of
+// loading the registry, not an import a caller must know about.
+import './all.js';
 
 /** The elements of a small tensor known at inference time: numbers, symbols (dims from Shape), or null (unknown). */
 export type SymValue = Dim[];
@@ -120,58 +125,8 @@ export interface OpEntry {
   quantFusedActivation?: boolean;
 }
 
-const REGISTRY = new Map<string, OpEntry[]>();
-
-export function normDomain(domain: string | undefined): string {
-  return !domain || domain === 'ai.onnx' ? '' : domain;
-}
-
-function key(opType: string, domain: string | undefined): string {
-  return `${normDomain(domain)}::${opType}`;
-}
-
-/** Add an entry. Several entries may share an op type when they cover disjoint opset ranges. */
-export function register(entry: OpEntry): OpEntry {
-  if (!entry.sinceVersion.length) throw new Error(`OpEntry ${entry.type} has no sinceVersion`);
-  const k = key(entry.type, entry.domain);
-  const list = REGISTRY.get(k) ?? [];
-  const first = Math.min(...entry.sinceVersion);
-  if (list.some((e) => Math.min(...e.sinceVersion) === first))
-    throw new Error(
-      `OpEntry ${entry.type} (${normDomain(entry.domain) || 'ai.onnx'}) since ${first} is registered twice`,
-    );
-  list.push(entry);
-  list.sort((a, b) => Math.min(...a.sinceVersion) - Math.min(...b.sinceVersion));
-  REGISTRY.set(k, list);
-  return entry;
-}
-
-/** Register one rule under several op types (e.g. every unary float op). */
-export function registerAll(types: string[], make: (type: string) => Omit<OpEntry, 'type'>): void {
-  for (const t of types) register({ type: t, ...make(t) });
-}
-
-/**
- * The entry for `opType` in `domain` at `opset`: the one with the newest first version ≤ opset. With `opset`
- * undefined, the newest entry. Undefined when the op is unknown or the opset is older than every entry.
- */
-export function lookup(
-  opType: string,
-  domain: string | undefined,
-  opset: number | undefined,
-): OpEntry | undefined {
-  const list = REGISTRY.get(key(opType, domain));
-  if (!list) return undefined;
-  if (opset === undefined) return list[list.length - 1];
-  let found: OpEntry | undefined;
-  for (const e of list) if (Math.min(...e.sinceVersion) <= opset) found = e;
-  return found;
-}
-
-/** Every registered entry (for listings and coverage reports). */
-export function allEntries(): OpEntry[] {
-  return [...REGISTRY.values()].flat();
-}
+// The table (src/ops/table.ts) is filled by the op families; this module's readers get it complete.
+export { allEntries, lookup, normDomain, register, registerAll } from './table.js';
 
 /** Thrown by `InferCtx.inputType` when an input's type is unknown; the driver catches it. */
 export class UnknownInputType extends Error {

@@ -16,7 +16,8 @@ import {
   zerosLike,
   zerosOfShape,
 } from './gradutil.js';
-import { type GradCtx, type InferCtx, register, type SymValue } from './registry.js';
+import type { GradCtx, InferCtx, SymValue } from './registry.js';
+import { register } from './table.js';
 import { resizeGrad } from './resize.js';
 import { dimAdd, dimDivExact, dimMul, dimProduct, dimSub, formatDims } from './sym.js';
 import {
