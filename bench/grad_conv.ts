@@ -13,10 +13,10 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { buildGradients } from '../src/autodiff/grad.js';
+import { buildGradients, selectGradForms } from '../src/autodiff/grad.js';
+import type { GradForms } from '../src/ops/registry.js';
 import { A, Emitter, Graph, Model, Tensor, type Value, tensorType } from '../src/ir/index.js';
 import { inferShapes } from '../src/ops/index.js';
-import { convGradOptions, maxPoolGradForm } from '../src/ops/nn.js';
 import { type HostTensor, profileModel, Session } from '../src/runtime/index.js';
 import { randomFloat } from '../src/testing/fixtures.js';
 
@@ -313,14 +313,7 @@ const CANDIDATES: Candidate[] = [
     name: `rule ${form}`,
     kind: 'dW',
     note: `the Conv gradient rule (src/ops/nn.ts) forced to its '${form}' formulation`,
-    build: (e, x, dy, w) => {
-      convGradOptions.weight = form;
-      try {
-        return ruleGrad(e, x, dy, w, 1);
-      } finally {
-        convGradOptions.weight = 'auto';
-      }
-    },
+    build: (e, x, dy, w) => ruleGrad(e, x, dy, w, 1, { convWeight: form }),
   })),
   {
     name: 'rule',
@@ -333,14 +326,7 @@ const CANDIDATES: Candidate[] = [
     kind: 'dX',
     note: `the Conv gradient rule forced to its '${form}' input gradient`,
     when: (L) => L.C > 1,
-    build: (e, x, dy, w) => {
-      convGradOptions.input = form;
-      try {
-        return ruleGrad(e, x, dy, w, 0);
-      } finally {
-        convGradOptions.input = 'auto';
-      }
-    },
+    build: (e, x, dy, w) => ruleGrad(e, x, dy, w, 0, { convInput: form }),
   })),
   {
     name: 'rule dX',
@@ -352,14 +338,25 @@ const CANDIDATES: Candidate[] = [
 ];
 
 /** Put a forward Conv into the graph and let the autodiff driver differentiate <Y, dY> w.r.t. X or W. */
-function ruleGrad(e: Emitter, x: Value, dy: Value, w: Value, which: 0 | 1): Value {
+function ruleGrad(
+  e: Emitter,
+  x: Value,
+  dy: Value,
+  w: Value,
+  which: 0 | 1,
+  forms: Partial<GradForms> = {},
+): Value {
   const g = e.graph;
   const y = e.op('Conv', [x, w], { pads: A.ints([1, 1, 1, 1]) });
   const m = new Model(g);
   m.opsetImports.set('', e.opset);
   inferShapes(m);
   // seed the driver with dY directly as the gradient of Y (the loss is Y itself)
-  const { grads } = buildGradients(m, y, [which === 0 ? x : w], { seed: dy, prefix: 'rule' });
+  const { grads } = buildGradients(m, y, [which === 0 ? x : w], {
+    seed: dy,
+    prefix: 'rule',
+    forms: selectGradForms(forms),
+  });
   return grads.get(which === 0 ? x : w)!;
 }
 
@@ -503,16 +500,12 @@ const POOL_CANDIDATES: { name: string; kind: 'dX' | 'fwd'; note: string; build: 
       ? 'the MaxPool rule: m = (X == up(Y)), dX = m · up(dY / tie count); upsampling runs as NCHWc Upsample'
       : 'the MaxPool rule forced to its general form: Indices output on the forward node + ScatterElements(add)',
     build: ((e, x, y, dy) => {
-      maxPoolGradForm.mask = mask;
-      try {
-        const m = new Model(e.graph);
-        m.opsetImports.set('', e.opset);
-        inferShapes(m);
-        const { grads } = buildGradients(m, y, [x], { seed: dy, prefix: 'rule' });
-        return grads.get(x)!;
-      } finally {
-        maxPoolGradForm.mask = true;
-      }
+      const m = new Model(e.graph);
+      m.opsetImports.set('', e.opset);
+      inferShapes(m);
+      const forms = selectGradForms({ maxPoolMask: mask });
+      const { grads } = buildGradients(m, y, [x], { seed: dy, prefix: 'rule', forms });
+      return grads.get(x)!;
     }) as PoolBuild,
   })),
 ];

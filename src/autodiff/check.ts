@@ -6,7 +6,8 @@ import { InternalError } from '../errors.js';
 import { Emitter, type Model, Tensor, type Value, isFloat } from '../ir/index.js';
 import { inferShapes } from '../ops/infer.js';
 import { Session, type HostTensor } from '../runtime/index.js';
-import { buildGradients } from './grad.js';
+import type { GradForms } from '../ops/registry.js';
+import { buildGradients, selectGradForms } from './grad.js';
 import { prng } from '../util/random.js';
 
 export interface GradCheckOptions {
@@ -21,6 +22,8 @@ export interface GradCheckOptions {
   seed?: number;
   rtol?: number;
   atol?: number;
+  /** Gradient formulations to check (default: `selectGradForms()`). */
+  forms?: Partial<GradForms>;
 }
 
 export interface GradCheckRow {
@@ -99,7 +102,7 @@ export async function gradCheck(model: Model, opts: GradCheckOptions): Promise<G
   lossOnly.graph.outputs = [lossOnly.graph.lookup(loss.name)!];
   lossOnly.graph.removeUnused();
 
-  const { grads, emitted } = buildGradients(m, loss, wrt);
+  const { grads, emitted } = buildGradients(m, loss, wrt, { forms: selectGradForms(opts.forms) });
   g.outputs = [loss, ...wrt.map((v) => grads.get(v)!)];
   g.toposort();
   g.removeUnused();

@@ -2,7 +2,7 @@
 // One driver (this file); the per-op rules are the `grad` slots of the op registry (src/ops). The driver walks
 // only the nodes on a path from `wrt` to `loss`, in reverse topological order, sums fan-out, and stops at
 // non-float values. Broadcast reduction is offered to rules as `ctx.unbroadcast`.
-import { UnsupportedError } from '../errors.js';
+import { InternalError, UnsupportedError } from '../errors.js';
 import {
   type Dim,
   type DType,
@@ -17,7 +17,13 @@ import {
   Tensor,
   A,
 } from '../ir/index.js';
-import { lookup, type GradCtx } from '../ops/registry.js';
+import {
+  type ConvInputGradForm,
+  type ConvWeightGradForm,
+  type GradCtx,
+  type GradForms,
+  lookup,
+} from '../ops/registry.js';
 
 export class UnsupportedGradientError extends UnsupportedError {}
 
@@ -26,7 +32,42 @@ export interface GradientOptions {
   prefix?: string;
   /** Gradient fed into the loss (default: ones; the loss must then be a scalar). */
   seed?: Value;
+  /** The rules' formulation choices, from `selectGradForms` (default: `selectGradForms()`, portable, no NCHWc). */
+  forms?: GradForms;
 }
+
+const CONV_WEIGHT_FORMS: readonly ConvWeightGradForm[] = [
+  'auto',
+  'cols-batched',
+  'cols-gemm',
+  'offset-gemms',
+  'batch-conv',
+];
+const CONV_INPUT_FORMS: readonly ConvInputGradForm[] = ['auto', 'flipped-conv', 'conv-transpose'];
+
+/**
+ * The one place the gradient rules' formulation choices are made: defaults ('auto' forms, MaxPool mask, no NCHWc)
+ * overridden by `choice` (the NCHWc block probed from the ORT build a train step will run on, forced forms for
+ * tests and benchmarks). The result is frozen and passed to `buildGradients`, which hands it to every rule.
+ */
+export function selectGradForms(choice: Partial<GradForms> = {}): GradForms {
+  const forms: GradForms = {
+    nchwcBlock: choice.nchwcBlock ?? 0,
+    convWeight: choice.convWeight ?? 'auto',
+    convInput: choice.convInput ?? 'auto',
+    maxPoolMask: choice.maxPoolMask ?? true,
+  };
+  const b = forms.nchwcBlock;
+  if (!Number.isInteger(b) || b < 0 || (b > 0 && (b & (b - 1)) !== 0))
+    throw new InternalError('grad-forms', `NCHWc block ${b} must be 0 or a power of two`);
+  if (!CONV_WEIGHT_FORMS.includes(forms.convWeight))
+    throw new InternalError('grad-forms', `unknown Conv weight-gradient form "${forms.convWeight}"`);
+  if (!CONV_INPUT_FORMS.includes(forms.convInput))
+    throw new InternalError('grad-forms', `unknown Conv input-gradient form "${forms.convInput}"`);
+  return Object.freeze(forms);
+}
+
+const DEFAULT_FORMS = selectGradForms();
 
 export interface GradientResult {
   /** Gradient value for every requested `wrt` value (zeros where the loss does not depend on it). */
@@ -72,7 +113,7 @@ export function buildGradients(
   const g = model.graph;
   const opset = model.opset('') ?? 17;
   const e = new Emitter(g, { opset, prefix: opts.prefix ?? 'grad' });
-  const wrtSet = new Set(wrt);
+  const forms = opts.forms ?? DEFAULT_FORMS;
   if (!loss.dtype || !isFloat(loss.dtype))
     throw new UnsupportedGradientError(
       'loss-type',
@@ -144,7 +185,7 @@ export function buildGradients(
     const outGrads = node.outputs.map((o) => (o ? total(o) : null));
     if (outGrads.every((x) => x === null)) continue;
     e.prefix = `${opts.prefix ?? 'grad'}/${node.label}`;
-    const ctx = makeCtx(node, g, opset, e, outGrads, (i) => {
+    const ctx = makeCtx(node, g, opset, e, forms, outGrads, (i) => {
       const v = node.inputs[i];
       return !!v && depends.has(v) && isFloatValue(v);
     });
@@ -166,7 +207,6 @@ export function buildGradients(
     }
     grads.set(v, gv);
   }
-  void wrtSet;
   return { grads, pathNodes: [...path].reverse(), emitted: e.emitted, unreached };
 }
 
@@ -211,6 +251,7 @@ function makeCtx(
   graph: Graph,
   opset: number,
   e: Emitter,
+  forms: GradForms,
   outGrads: (Value | null)[],
   needs: (i: number) => boolean,
 ): GradCtx {
@@ -234,6 +275,7 @@ function makeCtx(
     graph,
     opset,
     e,
+    forms,
     outputGrad: (i) => outGrads[i] ?? null,
     needsGrad: needs,
     shapeOf,

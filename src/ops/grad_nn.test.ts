@@ -6,7 +6,7 @@ import { gradCheck } from '../autodiff/check.js';
 import { buildGradients } from '../autodiff/grad.js';
 import { A, Emitter, Graph, Model, tensorType } from '../ir/index.js';
 import { Session } from '../runtime/index.js';
-import { type ConvWeightGradForm, convGradOptions, maxPoolGradForm } from './nn.js';
+import type { ConvWeightGradForm } from './registry.js';
 import { inferShapes, lookup } from './index.js';
 import {
   buildGradCase,
@@ -401,16 +401,15 @@ describe('Conv input-gradient formulations', () => {
   const picks = conv.filter((c) => !/3-D/.test(c.name!));
   for (const form of ['flipped-conv', 'conv-transpose'] as const)
     it(`${form}: ${picks.length} Conv cases`, async () => {
-      convGradOptions.input = form;
-      try {
-        for (const c of picks)
-          await checkGradCase(
-            { ...c, inputs: c.inputs.map((s, i) => (s && i !== 0 ? { ...s, diff: false } : s)) },
-            worst,
-          );
-      } finally {
-        convGradOptions.input = 'auto';
-      }
+      for (const c of picks)
+        await checkGradCase(
+          {
+            ...c,
+            inputs: c.inputs.map((s, i) => (s && i !== 0 ? { ...s, diff: false } : s)),
+            forms: { convInput: form },
+          },
+          worst,
+        );
     });
 });
 
@@ -424,28 +423,22 @@ describe('Conv weight-gradient formulations', () => {
   );
   for (const form of forms)
     it(`${form}: ${picks.length} Conv cases`, async () => {
-      convGradOptions.weight = form;
-      try {
-        for (const c of picks)
-          await checkGradCase(
-            { ...c, inputs: c.inputs.map((s, i) => (s && i !== 1 ? { ...s, diff: false } : s)) },
-            worst,
-          );
-      } finally {
-        convGradOptions.weight = 'auto';
-      }
+      for (const c of picks)
+        await checkGradCase(
+          {
+            ...c,
+            inputs: c.inputs.map((s, i) => (s && i !== 1 ? { ...s, diff: false } : s)),
+            forms: { convWeight: form },
+          },
+          worst,
+        );
     });
 });
 
 describe('MaxPool gradient forms', () => {
   it('the Indices + ScatterElements form agrees on non-overlapping windows too', async () => {
-    maxPoolGradForm.mask = false;
-    try {
-      for (const c of pools.filter((p) => /mask path/.test(p.name!) && !p.opset))
-        await checkGradCase(c, worst);
-    } finally {
-      maxPoolGradForm.mask = true;
-    }
+    for (const c of pools.filter((p) => /mask path/.test(p.name!) && !p.opset))
+      await checkGradCase({ ...c, forms: { maxPoolMask: false } }, worst);
   });
 
   it('the mask form splits the gradient of a window equally among tied maxima', async () => {

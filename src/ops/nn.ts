@@ -561,17 +561,9 @@ function kernelWindows(e: Emitter, xp: Value, xpSizes: number[], geo: ConvGeo, o
   return out;
 }
 
-/**
- * NCHWc block size of the ONNX Runtime that will run the graph (16 with AVX-512, 8 with AVX2), or 0: then no NCHWc
- * op is emitted. src/train/step.ts sets it (from `nchwcBlockSize()` in src/runtime) while it builds a train step
- * run in this process: the layout is machine-specific, so a graph built with it must not be saved for elsewhere.
- */
-export const nchwcOptions = { block: 0 };
-
-/** True when a 2-D, group-1 conv from `cin` to `cout` channels can run as an NCHWc Conv at `nchwcOptions.block`. */
-export function nchwcFits(cin: number, cout: number, spatial: number, group: number): boolean {
-  const B = nchwcOptions.block;
-  return B > 0 && spatial === 2 && group === 1 && cin % B === 0 && cout % B === 0;
+/** True when a 2-D, group-1 conv from `cin` to `cout` channels can run as an NCHWc Conv with channel block `block`. */
+export function nchwcFits(cin: number, cout: number, spatial: number, group: number, block: number): boolean {
+  return block > 0 && spatial === 2 && group === 1 && cin % block === 0 && cout % block === 0;
 }
 
 /**
@@ -589,8 +581,8 @@ export function nchwcConv(
   cout: number,
   kernel: number[],
   attrs: Record<string, Attr | undefined>,
+  B: number,
 ): Value {
-  const B = nchwcOptions.block;
   const blocked = e.reshape(
     e.transpose(e.reshape(w, [cout / B, B, cin / B, B, ...kernel]), [0, 2, 4, 5, 3, 1]),
     [cout, cin, ...kernel],
@@ -600,15 +592,7 @@ export function nchwcConv(
   return e.op('ReorderOutput', [yc], { channels: A.int(cout) }, { domain: NCHWC_DOMAIN });
 }
 
-/** How the weight gradient of a Conv is formed (see bench/grad_conv.ts for the measurements behind 'auto'). */
-export type ConvWeightGradForm = 'auto' | 'cols-batched' | 'cols-gemm' | 'offset-gemms' | 'batch-conv';
-/** How the input gradient of a Conv is formed. */
-export type ConvInputGradForm = 'auto' | 'flipped-conv' | 'conv-transpose';
-/** Benchmark and test hook: force one formulation (default 'auto'). */
-export const convGradOptions: { weight: ConvWeightGradForm; input: ConvInputGradForm } = {
-  weight: 'auto',
-  input: 'auto',
-};
+export type { ConvInputGradForm, ConvWeightGradForm } from './registry.js';
 
 /**
  * ∂L/∂W of Y = Conv(inp, W) given gout = ∂L/∂Y: inp [N, C, S…], gout [N, M, O…] → [M, C/group, k…].
@@ -641,7 +625,7 @@ function convWeightGrad(
   const padded = geo.pb.some((p) => p) || geo.pe.some((p) => p);
   const xpSizes = S.map((s, i) => s + geo.pb[i]! + geo.pe[i]!);
   const padsOf = () => [0, 0, ...geo.pb, 0, 0, ...geo.pe];
-  let form = convGradOptions.weight;
+  let form = g.forms.convWeight;
   // measured (bench/grad_conv.ts): per-offset products win from 8 input channels per group (GEMMs with at least
   // 8 columns); below, the batched product over one im2col wins (per-offset products degenerate into GEMVs)
   if (form === 'auto') form = Cg >= 8 ? 'offset-gemms' : 'cols-batched';
@@ -788,12 +772,13 @@ function convInputGrad(
   const eff = range(0, sp).map((i) => effKernel(geo, i));
   const flipPads = [...geo.pb.map((p, i) => eff[i]! - 1 - p), ...geo.pe.map((p, i) => eff[i]! - 1 - p)];
   const canFlip = geo.strides.every((s) => s === 1) && flipPads.every((p) => p >= 0);
-  let form = convGradOptions.input;
+  let form = g.forms.convInput;
   // measured with weights as graph inputs (as in a train step, so no NCHWc kernels): the flipped Conv wins when
   // the conv does not expand the channels (its GEMM then has ≥ as many rows as the forward's), ConvTranspose
   // otherwise (1 thread, ConvTranspose vs flipped: 32→64 on 14×14 3.7 vs 4.4 ms, 64→32 4.8 vs 3.3 ms; BENCHMARKS.md)
   // with NCHWc kernels available the flipped Conv runs on them and beats ConvTranspose at every measured shape
-  if (form === 'auto') form = C / G >= M / G || nchwcFits(M, C, sp, G) ? 'flipped-conv' : 'conv-transpose';
+  if (form === 'auto')
+    form = C / G >= M / G || nchwcFits(M, C, sp, G, g.forms.nchwcBlock) ? 'flipped-conv' : 'conv-transpose';
   if (canFlip && form === 'flipped-conv') {
     const Cg = C / G;
     const Mg = M / G;
@@ -814,14 +799,24 @@ function convInputGrad(
       e.ints(axes),
       e.ints(axes.map(() => -1)),
     ]);
-    if (nchwcFits(M, C, sp, G))
-      return nchwcConv(e, gout, flipped, null, M, C, geo.kernel, {
-        dilations: A.ints(geo.dilations),
-        pads: A.ints(flipPads),
-        strides: A.ints(geo.strides),
-        kernel_shape: A.ints(geo.kernel),
-        group: A.int(1),
-      });
+    if (nchwcFits(M, C, sp, G, g.forms.nchwcBlock))
+      return nchwcConv(
+        e,
+        gout,
+        flipped,
+        null,
+        M,
+        C,
+        geo.kernel,
+        {
+          dilations: A.ints(geo.dilations),
+          pads: A.ints(flipPads),
+          strides: A.ints(geo.strides),
+          kernel_shape: A.ints(geo.kernel),
+          group: A.int(1),
+        },
+        g.forms.nchwcBlock,
+      );
     return e.op('Conv', [gout, flipped], {
       group: A.int(G),
       dilations: A.ints(geo.dilations),
@@ -980,14 +975,11 @@ function maxPoolGrad(node: Node, g: GradCtx): (Value | null)[] {
         k === geo.strides[i] && geo.dilations[i] === 1 && !geo.pb[i] && !geo.pe[i] && O[i]! * k <= S[i]!,
     );
   return [
-    tiles && maxPoolGradForm.mask
+    tiles && g.forms.maxPoolMask
       ? maxPoolMaskGrad(g, x, node.output(0), dy, S, O, kernel)
       : maxPoolIndicesGrad(node, g, x, dy),
   ];
 }
-
-/** Benchmark hook: false forces the Indices + ScatterElements form even for non-overlapping windows. */
-export const maxPoolGradForm = { mask: true };
 
 function maxPoolMaskGrad(
   g: GradCtx,

@@ -47,6 +47,27 @@ export type InferResult = (ValueType | undefined)[];
 
 // ---- slots for later work (declared here so every engine reads the same entry; not implemented yet) ----
 
+/** How a Conv's weight gradient is formed ('auto': per conv shape, from bench/grad_conv.ts's measurements). */
+export type ConvWeightGradForm = 'auto' | 'cols-batched' | 'cols-gemm' | 'offset-gemms' | 'batch-conv';
+/** How a Conv's input gradient is formed ('auto': per conv shape). */
+export type ConvInputGradForm = 'auto' | 'flipped-conv' | 'conv-transpose';
+
+/**
+ * The formulation choices of the gradient rules for one `buildGradients` call: chosen once by `selectGradForms`
+ * (src/autodiff/grad.ts) and handed to every rule as `GradCtx.forms`. Rules read nothing else: no module state.
+ */
+export interface GradForms {
+  /**
+   * NCHWc channel block of the ONNX Runtime that will run the graph (16 with AVX-512, 8 with AVX2), or 0: no NCHWc
+   * op is emitted. A graph built with a block is specific to that machine (never save it for elsewhere).
+   */
+  readonly nchwcBlock: number;
+  readonly convWeight: ConvWeightGradForm;
+  readonly convInput: ConvInputGradForm;
+  /** MaxPool over non-overlapping windows by the equality mask (true) or always by Indices + ScatterElements. */
+  readonly maxPoolMask: boolean;
+}
+
 /**
  * What a gradient rule gets from the autodiff driver (src/autodiff/grad.ts). Forward values carry their inferred
  * types, so rules read static shapes with `shapeOf`; they emit gradient nodes through `e` (src/ir/emit.ts).
@@ -59,6 +80,8 @@ export interface GradCtx {
   readonly opset: number;
   /** Emits nodes named `grad/<node>/…`: `e.op('Mul', [a, b])`, `e.reduceSum(x, axes, keep)`, `e.ints([..])`, … */
   readonly e: Emitter;
+  /** The formulation choices of this build (see GradForms). */
+  readonly forms: GradForms;
   /** Gradient flowing into output `i` of the node, or null when none flows. */
   outputGrad(i: number): Value | null;
   /** Whether input `i` needs a gradient (float and on the path from a parameter); return null for the others. */

@@ -3,6 +3,7 @@
 // gradient graph vs central finite differences, both through ORT).
 import assert from 'node:assert/strict';
 import { gradCheck, type GradCheckResult } from '../autodiff/check.js';
+import type { GradForms } from '../ops/registry.js';
 import { A, type DType, type Graph, type Model, type Value, Tensor, tensorType } from '../ir/index.js';
 import type { HostTensor } from '../runtime/index.js';
 import { buildCase, type AttrV, type OpCase } from './ops.js';
@@ -97,6 +98,8 @@ export interface GCase {
   rtol?: number;
   atol?: number;
   seed?: number;
+  /** Gradient formulations to build with (default: `selectGradForms()`'s). */
+  forms?: Partial<GradForms>;
 }
 
 function hash(s: string): number {
@@ -148,7 +151,15 @@ export function buildGradCase(c: GCase): { model: Model; feeds: Record<string, H
 
 export async function runGradCase(c: GCase): Promise<GradCheckResult> {
   const { model, feeds, wrt } = buildGradCase(c);
-  return gradCheck(model, { feeds, wrt, eps: c.eps, rtol: c.rtol, atol: c.atol, directions: 3 });
+  return gradCheck(model, {
+    feeds,
+    wrt,
+    eps: c.eps,
+    rtol: c.rtol,
+    atol: c.atol,
+    directions: 3,
+    forms: c.forms,
+  });
 }
 
 /** Run a case and assert it passes; records the worst error ratio under the op's name in `worst`. */

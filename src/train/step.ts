@@ -16,9 +16,10 @@
 // in pruning, gradient checks against PyTorch).
 import { InputError, InternalError, ShapeError, UnsupportedError } from '../errors.js';
 import { A, Emitter, type Graph, type Model, Tensor, type Value, isFloat, tensorType } from '../ir/index.js';
-import { buildGradients } from '../autodiff/grad.js';
+import { buildGradients, selectGradForms } from '../autodiff/grad.js';
 import { inferShapes } from '../ops/infer.js';
-import { NCHWC_DOMAIN, nchwcConv, nchwcFits, nchwcOptions } from '../ops/nn.js';
+import { NCHWC_DOMAIN, nchwcConv, nchwcFits } from '../ops/nn.js';
+import type { GradForms } from '../ops/registry.js';
 import { type HostTensor, Session, type OptimizationLevel, nchwcBlockSize } from '../runtime/index.js';
 import { LOSS_INPUT_NAMES, addLoss } from './losses.js';
 import { type BnStat, toTrainingMode } from './mode.js';
@@ -62,6 +63,8 @@ export interface TrainStepTuning {
    * a graph built with it is specific to that block size (0, the default for `buildTrainGraph`: plain Convs).
    */
   nchwcBlock?: number;
+  /** Forced gradient formulations (benchmarks, tests); the NCHWc block comes from `nchwcBlock`. */
+  gradForms?: Omit<Partial<GradForms>, 'nchwcBlock'>;
 }
 
 /** Graph input / output names of the train-step graph. */
@@ -253,30 +256,24 @@ function poolBeforeRelu(m: Model): void {
  */
 function forwardConvsToNchwc(m: Model, block: number, keep: ReadonlySet<Value>): void {
   const g = m.graph;
-  const saved = nchwcOptions.block;
-  nchwcOptions.block = block;
-  try {
-    for (const n of [...g.nodes]) {
-      if (n.opType !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
-      const ws = n.input(1).shape;
-      const xs = n.input(0).shape;
-      if (!ws || ws.length !== 4 || !ws.every((d): d is number => typeof d === 'number')) continue;
-      if (!xs || xs.length !== 4 || n.input(0).dtype !== 'float32') continue;
-      if (n.attrString('auto_pad', 'NOTSET') !== 'NOTSET') continue;
-      const [M, C, kh, kw] = ws as [number, number, number, number];
-      if (!nchwcFits(C, M, 2, n.attrInt('group', 1))) continue;
-      const y = n.output(0);
-      if (keep.has(y) || y.isGraphOutput) continue; // a value the caller holds on to (the logits) stays
-      const e = new Emitter(g, { opset: m.opset('') ?? 17, prefix: n.label });
-      const attrs = Object.fromEntries(n.attrs);
-      attrs.kernel_shape = A.ints([kh, kw]);
-      const out = nchwcConv(e, n.input(0), n.input(1), n.inputs[2] ?? null, C, M, [kh, kw], attrs);
-      y.replaceAllUsesWith(out);
-      g.removeNode(n, true);
-      out.type = y.type;
-    }
-  } finally {
-    nchwcOptions.block = saved;
+  for (const n of [...g.nodes]) {
+    if (n.opType !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    const ws = n.input(1).shape;
+    const xs = n.input(0).shape;
+    if (!ws || ws.length !== 4 || !ws.every((d): d is number => typeof d === 'number')) continue;
+    if (!xs || xs.length !== 4 || n.input(0).dtype !== 'float32') continue;
+    if (n.attrString('auto_pad', 'NOTSET') !== 'NOTSET') continue;
+    const [M, C, kh, kw] = ws as [number, number, number, number];
+    if (!nchwcFits(C, M, 2, n.attrInt('group', 1), block)) continue;
+    const y = n.output(0);
+    if (keep.has(y) || y.isGraphOutput) continue; // a value the caller holds on to (the logits) stays
+    const e = new Emitter(g, { opset: m.opset('') ?? 17, prefix: n.label });
+    const attrs = Object.fromEntries(n.attrs);
+    attrs.kernel_shape = A.ints([kh, kw]);
+    const out = nchwcConv(e, n.input(0), n.input(1), n.inputs[2] ?? null, C, M, [kh, kw], attrs, block);
+    y.replaceAllUsesWith(out);
+    g.removeNode(n, true);
+    out.type = y.type;
   }
   if (g.nodes.some((n) => n.domain === NCHWC_DOMAIN)) m.opsetImports.set(NCHWC_DOMAIN, 1);
 }
@@ -347,17 +344,10 @@ export function buildTrainGraph(
   const m = p.model;
   const g = m.graph;
   const opset = m.opset('') ?? 17;
-  const block = opts.nchwcBlock ?? 0;
-  const saved = nchwcOptions.block;
-  nchwcOptions.block = block;
-  let built: ReturnType<typeof buildGradients>;
-  try {
-    built = buildGradients(m, p.loss, p.params);
-  } finally {
-    nchwcOptions.block = saved;
-  }
-  const { grads, unreached } = built;
-  if (block) forwardConvsToNchwc(m, block, new Set([p.logits, p.loss]));
+  // the one selection of the gradient formulations for this graph (the NCHWc block: probed by createTrainStep)
+  const forms = selectGradForms({ ...opts.gradForms, nchwcBlock: opts.nchwcBlock ?? 0 });
+  const { grads, unreached } = buildGradients(m, p.loss, p.params, { forms });
+  if (forms.nchwcBlock) forwardConvsToNchwc(m, forms.nchwcBlock, new Set([p.logits, p.loss]));
   const dead = new Set(unreached);
   const params = p.params.filter((v) => !dead.has(v));
   if (params.length === 0)
