@@ -6,6 +6,7 @@ import { constOf } from './const.js';
 import { constInts, dOut, geq, type GradRule, leq, maskOf, normAxisG, signOf } from './gradutil.js';
 import type { GradCtx, InferCtx, SymValue } from './registry.js';
 import { register, registerAll } from './table.js';
+import { prunePass, pruneElementwise, pruneSoftmax } from './prune.js';
 import { dimAdd, dimEquals, dimFloorDiv, dimMul, dimSub } from './sym.js';
 import { broadcast, castNumber, elementwiseValue, normAxis, num1, num2, tt, unidirectional } from './util.js';
 
@@ -83,6 +84,10 @@ const UNARY_VALUE: Record<string, (a: number) => number> = {
 registerAll(Object.keys(UNARY), (t) => ({
   sinceVersion: UNARY[t]!,
   quantFusedActivation: t === 'Relu' || undefined,
+  // LpNormalization / MeanVarianceNormalization / LRN / Trilu mix channels: no rule (they block)
+  prune: ['LpNormalization', 'MeanVarianceNormalization', 'LRN', 'Trilu'].includes(t)
+    ? undefined
+    : prunePass(),
   infer: same,
   grad: unaryGrad(t),
   value:
@@ -111,6 +116,7 @@ for (const t of ['Gelu', 'FastGelu', 'QuickGelu', 'BiasGelu']) {
     sinceVersion: [1],
     sameDtype: 'all',
     grad: msGeluGrad(t),
+    prune: t === 'BiasGelu' ? pruneElementwise : prunePass(),
     infer: (node, ctx) => {
       const x = ctx.inputType(0);
       const b = ctx.optInputType(1);
@@ -122,6 +128,7 @@ for (const t of ['Gelu', 'FastGelu', 'QuickGelu', 'BiasGelu']) {
 register({
   type: 'Gelu',
   sinceVersion: [20],
+  prune: prunePass(),
   infer: (node, ctx) => {
     const ap = node.attrString('approximate', 'none');
     if (ap !== 'none' && ap !== 'tanh')
@@ -209,6 +216,7 @@ for (const [t, since] of [
     sinceVersion: since,
     sameDtype: 'all',
     grad: binaryGrad(t),
+    prune: pruneElementwise,
     infer: (n, ctx) => {
       const a = ctx.inputType(0);
       const b = ctx.inputType(1);
@@ -233,6 +241,7 @@ register({
   type: 'Pow',
   sinceVersion: [1, 7, 12, 13, 15],
   grad: powGrad,
+  prune: pruneElementwise,
   infer: (n, ctx) => {
     const a = ctx.inputType(0);
     const b = ctx.inputType(1);
@@ -250,6 +259,7 @@ register({
   sinceVersion: [1, 6, 7, 9, 16],
   sameDtype: 'all',
   grad: preluGrad,
+  prune: pruneElementwise,
   infer: (n, ctx) => {
     const x = ctx.inputType(0);
     const s = ctx.inputType(1);
@@ -263,6 +273,7 @@ for (const t of ['Min', 'Max', 'Sum', 'Mean']) {
     sinceVersion: [1, 6, 8, 12, 13],
     sameDtype: 'all',
     grad: variadicGrad(t),
+    prune: pruneElementwise,
     infer: (n, ctx) => {
       if (!n.inputs.some(Boolean)) ctx.fail(`${t} needs at least one input`);
       const ts = n.inputs.map((_, i) => ctx.inputType(i));
@@ -379,6 +390,7 @@ register({
   sinceVersion: [9, 16],
   sameDtype: [1, 2],
   grad: whereGrad,
+  prune: pruneElementwise,
   infer: (n, ctx) => {
     const c = ctx.inputType(0);
     const x = ctx.inputType(1);
@@ -400,6 +412,7 @@ register({
   type: 'Clip',
   sinceVersion: [1, 6, 11, 12, 13],
   quantFusedActivation: true,
+  prune: prunePass(0),
   sameDtype: 'all',
   grad: clipGrad,
   infer: same,
@@ -445,6 +458,7 @@ register({
   type: 'Cast',
   sinceVersion: [1, 6, 9, 13, 19, 21],
   grad: castGrad,
+  prune: prunePass(),
   infer: (n, ctx) => [tt(castTarget(ctx, n), ctx.inputType(0).shape)],
   value: (n, ctx) => [castValue(ctx, castTarget(ctx, n))],
 });
@@ -464,6 +478,7 @@ for (const t of ['Softmax', 'LogSoftmax', 'Hardmax']) {
     type: t,
     sinceVersion: [1, 11, 13],
     grad: t === 'Softmax' ? softmaxGrad : t === 'LogSoftmax' ? logSoftmaxGrad : undefined,
+    prune: pruneSoftmax,
     infer: (n, ctx) => {
       const x = ctx.inputType(0);
       const axis = n.attrInt('axis', ctx.opset >= 13 ? -1 : 1);
@@ -479,6 +494,7 @@ register({
   type: 'Dropout',
   sinceVersion: [1, 6, 7, 10, 12, 13],
   grad: dropoutGrad,
+  prune: prunePass(0, [0, 1]),
   infer: (n, ctx) => {
     const x = ctx.inputType(0);
     if (ctx.opset >= 12 && ctx.hasInput(1)) {

@@ -20,3 +20,4 @@ export {
   dimEquals,
   dimProduct,
 } from './sym.js';
+export { layoutLength, repeatInner, sliceLayout } from './prune.js';

@@ -3,6 +3,7 @@ import type { Dim, Emitter, Node, Value } from '../ir/index.js';
 import { A } from '../ir/index.js';
 import type { GradCtx, InferCtx } from './registry.js';
 import { register } from './table.js';
+import { pruneGemm, pruneMatMul } from './prune.js';
 import { formatDims, mergeDim } from './sym.js';
 import { broadcast, tt, unidirectional } from './util.js';
 
@@ -27,6 +28,7 @@ export function matmulShape(ctx: InferCtx, a: readonly Dim[] | null, b: readonly
 
 register({
   type: 'MatMul',
+  prune: pruneMatMul,
   sinceVersion: [1, 9, 13],
   sameDtype: 'all',
   grad: matmulGrad,
@@ -90,6 +92,7 @@ export function gemmShape(
 
 register({
   type: 'Gemm',
+  prune: pruneGemm,
   sinceVersion: [1, 6, 7, 9, 11, 13],
   sameDtype: 'all',
   grad: gemmGrad,

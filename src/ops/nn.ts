@@ -3,6 +3,7 @@ import type { Attr, DType, Dim, Emitter, Node, TensorType, Value } from '../ir/i
 import { A, dtypeFromCode, Tensor } from '../ir/index.js';
 import type { GradCtx, InferCtx } from './registry.js';
 import { register } from './table.js';
+import { pruneChannelParams, pruneConv, pruneConvTranspose, pruneLayerNorm, prunePass } from './prune.js';
 import { dimAdd, dimDivExact, dimMul, dimSub, formatDims } from './sym.js';
 import { normAxis, tt, type WindowAttrs, windowAttrs, windowOut } from './util.js';
 
@@ -88,6 +89,7 @@ export function convShape(
 register({
   type: 'Conv',
   sinceVersion: [1, 11, 22],
+  prune: pruneConv,
   sameDtype: 'all',
   grad: convGrad,
   quant: { weightInputs: [1], activationInputs: [0], biasInput: 2, channelAxis: () => 0 },
@@ -100,6 +102,7 @@ register({
 register({
   type: 'FusedConv',
   domain: 'com.microsoft',
+  prune: pruneConv,
   sinceVersion: [1],
   sameDtype: 'all',
   infer: (node, ctx) => {
@@ -142,6 +145,7 @@ register({
 
 register({
   type: 'ConvTranspose',
+  prune: pruneConvTranspose,
   sinceVersion: [1, 11, 22],
   sameDtype: 'all',
   grad: convTransposeGrad,
@@ -232,6 +236,7 @@ function poolShape(
 
 register({
   type: 'MaxPool',
+  prune: prunePass(0),
   sinceVersion: [1, 8, 10, 11, 12, 22],
   grad: maxPoolGrad,
   quantPassThrough: 0,
@@ -246,6 +251,7 @@ register({
 
 register({
   type: 'AveragePool',
+  prune: prunePass(),
   sinceVersion: [1, 7, 10, 11, 19, 22],
   grad: averagePoolGrad,
   infer: (node, ctx) => {
@@ -256,6 +262,7 @@ register({
 
 register({
   type: 'LpPool',
+  prune: prunePass(),
   sinceVersion: [1, 2, 11, 18, 22],
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -268,6 +275,7 @@ for (const t of ['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']) {
     type: t,
     sinceVersion: [1, 2, 22],
     ...(t === 'GlobalAveragePool' ? { grad: globalAveragePoolGrad } : {}),
+    prune: prunePass(),
     infer: (node, ctx) => {
       const x = ctx.inputType(0);
       const spatial = spatialOf(ctx, x);
@@ -311,6 +319,7 @@ function channelCheck(ctx: InferCtx, node: Node, x: TensorType, idx: number[]): 
 
 register({
   type: 'BatchNormalization',
+  prune: pruneChannelParams([1, 2, 3, 4]),
   sinceVersion: [1, 6, 7, 9, 14, 15],
   check: (n, ins) => {
     const out: { kind: 'dtype-mismatch'; message: string }[] = [];
@@ -349,6 +358,7 @@ register({
 
 register({
   type: 'InstanceNormalization',
+  prune: pruneChannelParams([1, 2]),
   sinceVersion: [1, 6, 22],
   sameDtype: 'all',
   grad: instanceNormGrad,
@@ -361,6 +371,7 @@ register({
 
 register({
   type: 'LayerNormalization',
+  prune: pruneLayerNorm,
   sinceVersion: [17],
   sameDtype: [0, 1, 2],
   grad: layerNormGrad,

@@ -15,6 +15,7 @@ import {
 } from './gradutil.js';
 import type { GradCtx, InferCtx } from './registry.js';
 import { register } from './table.js';
+import { pruneReduce } from './prune.js';
 import { dimAdd, dimMul, formatDims } from './sym.js';
 import { normAxes, normAxis, tt } from './util.js';
 
@@ -58,6 +59,7 @@ for (const t of Object.keys(AXES_INPUT_SINCE)) {
   register({
     type: t,
     sinceVersion: t === 'ReduceSum' ? [1, 11, 13] : [1, 11, 13, 18],
+    prune: pruneReduce,
     grad: reduceGrad(t),
     infer: (node, ctx) => {
       const x = ctx.inputType(0);

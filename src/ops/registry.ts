@@ -98,14 +98,57 @@ export interface GradCtx {
   fail(message: string): never;
 }
 
-/** One axis of one input or output of a node. */
-export interface AxisRef {
-  side: 'input' | 'output';
-  index: number;
-  axis: number;
+/**
+ * A run of channels along a traced axis: channels [start, start + count) of pruning group `group`, each repeated
+ * `inner` times in a row (a Flatten of [N, C, H, W] gives inner = H·W; a depthwise Conv with multiplier m, inner m).
+ */
+export interface ChannelSegment {
+  group: number;
+  start: number;
+  count: number;
+  inner: number;
 }
-/** Groups of axes that must be pruned together (e.g. Conv: output 0 axis 1 ↔ input 1 axis 0 ↔ input 2 axis 0). */
-export type PruneAxes = AxisRef[][] | ((node: Node) => AxisRef[][]);
+/** What an axis carries, in order: its length is Σ count · inner. */
+export type ChannelLayout = ChannelSegment[];
+/** A traced axis of a value and its layout. */
+export interface TracedAxis {
+  axis: number;
+  layout: ChannelLayout;
+}
+
+/**
+ * What a pruning rule may ask and declare while the dependency analysis (src/passes/prune/deps.ts) visits a node in
+ * topological order. Channel counts are static: a rule that cannot tell blocks the channels it sees.
+ */
+export interface PruneCtx {
+  readonly node: Node;
+  /** The traced axis of input i (undefined: the input carries no prunable channels). */
+  traced(i: number): TracedAxis | undefined;
+  /** Static shape of input i (null dims when unknown; undefined when the rank is unknown). */
+  inShape(i: number): Dim[] | undefined;
+  outShape(i: number): Dim[] | undefined;
+  /** Whether input i is an initializer (or a Constant node output): something the pass can slice. */
+  isConst(i: number): boolean;
+  /** Integer elements of a constant input. */
+  constInts(i: number): number[] | undefined;
+  /** Output i carries these channels on `axis`. */
+  setOutput(i: number, axis: number, layout: ChannelLayout): void;
+  /** A new group of `size` channels produced here (a Conv's or Linear's output channels). */
+  newGroup(size: number): ChannelLayout;
+  /** Slice constant input i along `axis` as `layout` is pruned (weights, biases, BN statistics); blocks when not constant. */
+  slice(i: number, axis: number, layout: ChannelLayout): void;
+  /** These layouts must be pruned alike (residual Add, SE Mul); blocks them when their structure differs. */
+  couple(a: ChannelLayout, b: ChannelLayout): void;
+  /** These channels cannot be pruned, because … */
+  block(layout: ChannelLayout, reason: string): void;
+  /** Called after pruning with the kept length of a layout: update attributes and shape constants. */
+  onPrune(fix: (kept: (layout: ChannelLayout) => number) => void): void;
+}
+/**
+ * Structured-pruning knowledge of an op: given the traced inputs, declare the traced outputs, the constants to slice,
+ * the couplings and the blocks. An op with no rule blocks every channel it receives.
+ */
+export type PruneRule = (node: Node, p: PruneCtx) => void;
 
 /** Which inputs hold weights (quantized offline) and which carry activations (quantized with calibration). */
 export interface QuantSpec {
@@ -135,8 +178,8 @@ export interface OpEntry {
   check?(node: Node, inputs: (TensorType | undefined)[]): { kind: ProblemKind; message: string }[];
   /** Gradient rule: emits ONNX nodes computing input gradients (null where no gradient flows). Later work. */
   grad?(node: Node, g: GradCtx): (Value | null)[];
-  /** Coupled axes for structured pruning. Later work. */
-  prune?: PruneAxes;
+  /** Structured pruning: how channels flow through the op (src/ops/prune.ts has the common rules). */
+  prune?: PruneRule;
   /** Quantizable inputs: ops with integer kernels in ORT (QLinearConv, QGemm, MatMulIntegerToFloat). */
   quant?: QuantSpec;
   /**

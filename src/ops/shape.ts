@@ -18,6 +18,18 @@ import {
 } from './gradutil.js';
 import type { GradCtx, InferCtx, SymValue } from './registry.js';
 import { register } from './table.js';
+import {
+  pruneConcat,
+  pruneFlatten,
+  pruneGather,
+  prunePad,
+  prunePass,
+  pruneReads,
+  pruneReshape,
+  pruneSplit,
+  pruneSqueeze,
+  pruneTranspose,
+} from './prune.js';
 import { resizeGrad } from './resize.js';
 import { dimAdd, dimDivExact, dimMul, dimProduct, dimSub, formatDims } from './sym.js';
 import {
@@ -51,6 +63,7 @@ function reshapeTarget(node: Node, ctx: InferCtx): { target: SymValue | undefine
 
 register({
   type: 'Reshape',
+  prune: pruneReshape,
   sinceVersion: [1, 5, 13, 14, 19, 21],
   quantPassThrough: 0,
   grad: reshapeBackGrad,
@@ -109,6 +122,7 @@ register({
 
 register({
   type: 'Flatten',
+  prune: pruneFlatten,
   sinceVersion: [1, 9, 11, 13, 21],
   quantPassThrough: 0,
   grad: reshapeBackGrad,
@@ -129,6 +143,7 @@ register({
 
 register({
   type: 'Transpose',
+  prune: pruneTranspose,
   sinceVersion: [1, 13, 21],
   quantPassThrough: 0,
   grad: transposeGrad,
@@ -173,6 +188,7 @@ register({
 
 register({
   type: 'Squeeze',
+  prune: pruneSqueeze,
   sinceVersion: [1, 11, 13, 21],
   quantPassThrough: 0,
   grad: reshapeBackGrad,
@@ -212,6 +228,7 @@ register({
 
 register({
   type: 'Unsqueeze',
+  prune: pruneSqueeze,
   sinceVersion: [1, 11, 13, 21],
   quantPassThrough: 0,
   grad: reshapeBackGrad,
@@ -241,6 +258,7 @@ register({
 
 register({
   type: 'Concat',
+  prune: pruneConcat,
   sinceVersion: [1, 4, 11, 13],
   grad: concatGrad,
   sameDtype: 'all',
@@ -337,6 +355,7 @@ function splitSizes(node: Node, ctx: InferCtx, dim: Dim, m: number): Dim[] {
 
 register({
   type: 'Split',
+  prune: pruneSplit,
   sinceVersion: [1, 2, 11, 13, 18],
   grad: splitGrad,
   infer: (node, ctx) => {
@@ -528,6 +547,7 @@ function mapIndices(
 
 register({
   type: 'Gather',
+  prune: pruneGather,
   sinceVersion: [1, 11, 13],
   grad: gatherGrad,
   check: (n, ins) =>
@@ -620,6 +640,7 @@ function shapeRange(node: Node, ctx: InferCtx, r: number): [number, number] {
 
 register({
   type: 'Shape',
+  prune: pruneReads,
   sinceVersion: [1, 13, 15, 19, 21],
   grad: noGrad,
   infer: (node, ctx) => {
@@ -638,6 +659,7 @@ register({
 
 register({
   type: 'Size',
+  prune: pruneReads,
   sinceVersion: [1, 13, 19, 21],
   grad: noGrad,
   infer: () => [tt('int64', [])],
@@ -821,6 +843,7 @@ register({
 
 register({
   type: 'Pad',
+  prune: prunePad,
   sinceVersion: [1, 2, 11, 13, 18, 19, 21],
   grad: padGrad,
   check: (n, ins) =>
@@ -895,6 +918,7 @@ function scaledDim(d: Dim, scale: number): Dim {
 
 register({
   type: 'Resize',
+  prune: prunePass(0),
   sinceVersion: [10, 11, 13, 18, 19],
   grad: resizeGrad,
   infer: (node, ctx) => {
@@ -960,6 +984,7 @@ register({
 
 register({
   type: 'Upsample',
+  prune: prunePass(0),
   sinceVersion: [7, 9],
   grad: resizeGrad,
   infer: (node, ctx) => {
