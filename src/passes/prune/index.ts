@@ -13,8 +13,21 @@ export {
   type CalibrationData,
 } from './importance.js';
 export { selectChannels, keptCount, topK, type SelectOptions } from './select.js';
-export { planPruning, pruneChannels, groupReport, type GroupReport, type ChannelPruneOptions } from './structured.js';
-export { findAttention, pruneHeads, removeHeads, headMaskScores, type AttentionBlock, type HeadsReport } from './heads.js';
+export {
+  planPruning,
+  pruneChannels,
+  groupReport,
+  type GroupReport,
+  type ChannelPruneOptions,
+} from './structured.js';
+export {
+  findAttention,
+  pruneHeads,
+  removeHeads,
+  headMaskScores,
+  type AttentionBlock,
+  type HeadsReport,
+} from './heads.js';
 export { findResidualBlocks, dropBlocks, type ResidualBlock, type DepthReport } from './depth.js';
 export {
   prune,
