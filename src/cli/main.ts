@@ -10,6 +10,7 @@ import { trainCommand } from './commands/train.js';
 import { optimize } from './commands/optimize.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { compareCommand } from './commands/compare.js';
+import { pruneCommand } from './commands/prune.js';
 
 export const COMMANDS: Command[] = [
   inspect,
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   trainCommand,
   quantizeCommand,
   compareCommand,
+  pruneCommand,
 ];
 
 function usage(): string {
