@@ -6,6 +6,7 @@ import { Tensor } from '../ir/index.js';
 import { applyPruning, keptIndices, type KeepMap } from '../passes/prune/apply.js';
 import { analyzeDependencies, type DependencyGraph } from '../passes/prune/deps.js';
 import { groupImportance } from '../passes/prune/importance.js';
+import { findAttention, pruneHeads } from '../passes/prune/heads.js';
 import { selectChannels } from '../passes/prune/select.js';
 import { type HostTensor, runModel } from '../runtime/index.js';
 import { maxAbsDiff, randomFeeds } from './fixtures.js';
@@ -77,4 +78,41 @@ export async function checkPrune(
   const paramsAfter = paramCount(pruned);
   assert.ok(paramsAfter < paramsBefore, `parameters shrink: ${paramsBefore} → ${paramsAfter}`);
   return { deps, keep, pruned, maxDiff, paramsBefore, paramsAfter };
+}
+
+/** The original with the removed heads' output-projection rows zeroed: what removing the heads must compute. */
+function zeroHeads(model: Model, kept: number[][]): Model {
+  const ref = model.clone();
+  const { blocks } = findAttention(ref);
+  blocks.forEach((b, i) => {
+    const w = b.out.weight.const!;
+    const d = Float32Array.from(w.typed() as Float32Array);
+    const [r, c] = w.dims as [number, number];
+    for (let y = 0; y < r; y++)
+      for (let x = 0; x < c; x++) {
+        const f = b.out.inAxis === 0 ? y : x;
+        if (!kept[i]!.includes(Math.floor(f / b.headDim))) d[y * c + x] = 0;
+      }
+    ref.graph.setInitializer(b.out.weight, Tensor.from('float32', [r, c], d));
+  });
+  return ref;
+}
+
+/** Remove half the heads of every block; outputs must equal the original with those heads' rows zeroed. */
+export async function checkHeads(model: Model, expectBlocks: number, heads: number) {
+  const { blocks } = findAttention(model.clone());
+  assert.equal(blocks.length, expectBlocks);
+  assert.ok(blocks.every((b) => b.heads === heads));
+  const r = await pruneHeads(model, { ratio: 0.5 });
+  assert.equal(r.report.skipped.length, 0, r.report.skipped.join('; '));
+  const kept = r.report.blocks.map((b) => b.kept);
+  assert.ok(kept.every((k) => k.length === heads / 2));
+  const feeds = randomFeeds(model, 5, 3);
+  const a = await runModel(zeroHeads(model, kept), feeds);
+  const b = await runModel(r.model, feeds);
+  for (const k of Object.keys(a)) {
+    assert.deepEqual(b[k]!.dims, a[k]!.dims);
+    assert.ok(maxAbsDiff(a[k]!.data, b[k]!.data) < 1e-4, `${k}: ${maxAbsDiff(a[k]!.data, b[k]!.data)}`);
+  }
+  return r;
 }

@@ -66,12 +66,35 @@ class UnionFind {
 }
 
 /**
+ * Give every reader of a weight its own initializer: exporters share equal constants (torch writes an Identity of
+ * one initializer for every identical zero bias), and readers in different groups prune them differently.
+ */
+export function unshareConstants(m: Model): void {
+  const g = m.graph;
+  for (const n of [...g.nodes]) {
+    const src = n.inputs[0];
+    if (n.opType !== 'Identity' || !src?.const || n.outputs[0]?.isGraphOutput) continue;
+    const out = n.output(0);
+    const copy = g.addInitializer(g.uniqueName(out.name), src.const);
+    out.replaceAllUsesWith(copy);
+    g.removeNode(n, true);
+  }
+  for (const v of [...g.initializers.values()]) {
+    if (!v.const || v.const.dims.length === 0 || v.isGraphOutput) continue;
+    const readers = v.uses.filter((u) => u.node.graph === g);
+    for (const u of readers.slice(1))
+      u.node.setInput(u.index, g.addInitializer(g.uniqueName(v.name), v.const));
+  }
+}
+
+/**
  * Analyse `model` (not modified: the analysis works on a clone). Every group reachable by the registry's rules is
  * returned, prunable or not.
  */
 export function analyzeDependencies(model: Model): DependencyGraph {
   const m = model.clone();
   const g = m.graph;
+  unshareConstants(m);
   g.toposort();
   tryInferShapes(m);
   const uf = new UnionFind();

@@ -8,6 +8,7 @@ import { inferShapes } from '../../ops/index.js';
 import { createGradientRunner } from '../../train/step.js';
 import { tryInferShapes } from '../util.js';
 import { gatherAxis } from './apply.js';
+import { unshareConstants } from './deps.js';
 import { calibrationBatches, type ImportanceKind, type CalibrationData } from './importance.js';
 import { topK } from './select.js';
 
@@ -89,8 +90,10 @@ function toProjection(v: Value, reshapes: Set<Node>): Projection | undefined {
   return undefined;
 }
 
-/** The attention blocks of a model (shapes inferred on it), and why other Softmax nodes were not taken. */
+/** The attention blocks of a model (edited: shared constants unshared, shapes inferred), and why other Softmax nodes were not taken. */
 export function findAttention(model: Model): { blocks: AttentionBlock[]; skipped: string[] } {
+  unshareConstants(model);
+  model.graph.toposort();
   tryInferShapes(model);
   const blocks: AttentionBlock[] = [];
   const skipped: string[] = [];
