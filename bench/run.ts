@@ -2,7 +2,8 @@
 // (see ../shared/bench/SPEC.md): the minimum over N fresh processes of the median of `reps` timed runs after 5
 // warm-up runs. Groups: infer (FP32 inference of mlp, cnn-s, vit-t at batch 1 and 64, 2 and 1 threads);
 // train-step (one SPEC optimisation step of mlp, cnn-s, vit-t at batch 64, 2 and 1 threads); quantize (INT8/INT4
-// against FP32, see bench/quantize.ts; --models DIR for trained models).
+// against FP32, see bench/quantize.ts; --models DIR for trained models); prune (bench/prune.ts; --only
+// cnn-s,vit-t,torchvision).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import { parseArgs } from 'node:util';
 import type { WorkerArgs } from './worker.js';
 import { dataBench } from './data.js';
 import { quantizeBench } from './quantize.js';
+import { pruneBench } from './prune.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values, positionals } = parseArgs({
@@ -18,6 +20,7 @@ const { values, positionals } = parseArgs({
     processes: { type: 'string', default: '3' },
     reps: { type: 'string', default: '50' },
     models: { type: 'string' },
+    only: { type: 'string' },
   },
 });
 const processes = Number(values.processes);
@@ -67,8 +70,20 @@ for (const g of groups) {
       emit: (line) => process.stdout.write(`${line}\n`),
       log: (s) => process.stderr.write(`${s}\n`),
     });
+  } else if (g === 'prune') {
+    // structured pruning: cnn-s channels + fine-tune, pruned INT8, vit-t heads, torchvision families (bench/prune.ts)
+    await pruneBench({
+      models: values.models,
+      measure,
+      reps,
+      only: values.only?.split(','),
+      emit: (line) => process.stdout.write(`${line}\n`),
+      log: (s) => process.stderr.write(`${s}\n`),
+    });
   } else {
-    process.stderr.write(`unknown benchmark group "${g}" (known: infer, train-step, data, quantize)\n`);
+    process.stderr.write(
+      `unknown benchmark group "${g}" (known: infer, train-step, data, quantize, prune)\n`,
+    );
     process.exitCode = 2;
   }
 }
