@@ -2,11 +2,10 @@
 // change of the loss when the block's branch is masked out (gradient of a scalar block mask over calibration
 // batches), or without data the magnitude of the branch's last scale (BatchNorm γ or weight) per element.
 import { UnsupportedError } from '../../errors.js';
-import { type Model, type Node, Tensor, type Value } from '../../ir/index.js';
+import type { Model, Node, Value } from '../../ir/index.js';
 import { inferShapes } from '../../ops/index.js';
-import { createGradientRunner } from '../../train/step.js';
 import { tryInferShapes } from '../util.js';
-import { calibrationBatches, type CalibrationData, type ImportanceKind } from './importance.js';
+import { type CalibrationData, type ImportanceKind, maskGradients } from './importance.js';
 
 export interface ResidualBlock {
   /** The Add node joining skip and branch. */
@@ -100,34 +99,13 @@ function magnitude(b: ResidualBlock): number {
 }
 
 async function maskScores(model: Model, blocks: ResidualBlock[], opts: DepthOptions): Promise<number[]> {
-  const m = model.clone();
-  const g = m.graph;
-  const names: string[] = [];
-  blocks.forEach((b, i) => {
-    const add = g.node(b.add.name) ?? g.nodes[model.graph.nodes.indexOf(b.add)]!;
-    const f = g.lookup(b.branch.name)!;
-    const mask = g.addInitializer(g.uniqueName(`block_mask_${i}`), Tensor.from('float32', [1], [1]));
-    const mul = g.addNode({ opType: 'Mul', inputs: [f, mask], name: g.uniqueName(`block_mask_${i}/Mul`) });
-    add.setInput(add.inputs.indexOf(f), mul.output(0));
-    names.push(mask.name);
-  });
-  g.toposort();
-  inferShapes(m, { strict: false });
-  const runner = await createGradientRunner(m, {
-    loss: { kind: 'cross-entropy' },
-    wrt: names,
-    training: false,
-    threads: opts.threads,
-  });
   const scores = new Array<number>(blocks.length).fill(0);
-  try {
-    for (const batch of calibrationBatches(opts.data!, opts)) {
-      const r = await runner.run(batch);
-      names.forEach((n, i) => (scores[i]! += Math.abs((r.grads[n]!.data as Float32Array)[0]!)));
-    }
-  } finally {
-    await runner.release();
-  }
+  const sites = blocks.map((b) => ({
+    node: model.graph.nodes.indexOf(b.add),
+    input: b.add.inputs.indexOf(b.branch),
+    dims: [1],
+  }));
+  await maskGradients(model, sites, opts, (i, gr) => (scores[i]! += Math.abs(gr[0]!)));
   return scores;
 }
 

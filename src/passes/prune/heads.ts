@@ -5,11 +5,10 @@
 import { InputError, UnsupportedError } from '../../errors.js';
 import { type Dim, type Model, type Node, Tensor, type Value } from '../../ir/index.js';
 import { inferShapes } from '../../ops/index.js';
-import { createGradientRunner } from '../../train/step.js';
 import { tryInferShapes } from '../util.js';
 import { gatherAxis } from './apply.js';
 import { unshareConstants } from './deps.js';
-import { calibrationBatches, type ImportanceKind, type CalibrationData } from './importance.js';
+import { type ImportanceKind, type CalibrationData, maskGradients } from './importance.js';
 import { topK } from './select.js';
 
 interface Projection {
@@ -218,46 +217,20 @@ export async function headMaskScores(
   blocks: AttentionBlock[],
   opts: HeadsOptions,
 ): Promise<number[][]> {
-  const m = model.clone();
-  const g = m.graph;
-  const names: string[] = [];
-  blocks.forEach((b, i) => {
-    const input = g.lookup(b.out.input.name)!;
-    const node =
-      g.node(b.out.node.name) ??
-      g.nodes.find((n) => n.inputs.includes(input) && n.opType === b.out.node.opType)!;
-    const mask = g.addInitializer(
-      g.uniqueName(`head_mask_${i}`),
-      Tensor.from('float32', [b.embed], new Float32Array(b.embed).fill(1)),
-    );
-    const mul = g.addNode({ opType: 'Mul', inputs: [input, mask], name: g.uniqueName(`head_mask_${i}/Mul`) });
-    node.setInput(node.inputs.indexOf(input), mul.output(0));
-    names.push(mask.name);
-  });
-  g.toposort();
-  inferShapes(m, { strict: false });
-  const runner = await createGradientRunner(m, {
-    loss: { kind: 'cross-entropy' },
-    wrt: names,
-    training: false,
-    threads: opts.threads,
-  });
   const scores = blocks.map((b) => new Array<number>(b.heads).fill(0));
-  try {
-    for (const batch of calibrationBatches(opts.data!, opts)) {
-      const r = await runner.run(batch);
-      blocks.forEach((b, i) => {
-        const gr = r.grads[names[i]!]!.data as Float32Array;
-        for (let h = 0; h < b.heads; h++) {
-          let s = 0;
-          for (let k = 0; k < b.headDim; k++) s += gr[h * b.headDim + k]!;
-          scores[i]![h]! += Math.abs(s);
-        }
-      });
+  const sites = blocks.map((b) => ({
+    node: model.graph.nodes.indexOf(b.out.node),
+    input: b.out.node.inputs.indexOf(b.out.input),
+    dims: [b.embed],
+  }));
+  await maskGradients(model, sites, opts, (i, gr) => {
+    const b = blocks[i]!;
+    for (let h = 0; h < b.heads; h++) {
+      let s = 0;
+      for (let k = 0; k < b.headDim; k++) s += gr[h * b.headDim + k]!;
+      scores[i]![h]! += Math.abs(s);
     }
-  } finally {
-    await runner.release();
-  }
+  });
   return scores;
 }
 

@@ -4,7 +4,8 @@
 // src/train's gradient runner) run by ORT.
 import { type BatchSource, batches } from '../../data/batch.js';
 import { InputError } from '../../errors.js';
-import type { Model, Tensor } from '../../ir/index.js';
+import { type Model, Tensor } from '../../ir/index.js';
+import { inferShapes } from '../../ops/index.js';
 import type { ChannelLayout } from '../../ops/index.js';
 import type { HostTensor } from '../../runtime/index.js';
 import { createGradientRunner } from '../../train/step.js';
@@ -208,4 +209,56 @@ export async function groupImportance(
     kinds.set(g.id, kind);
   }
   return { scores, kinds };
+}
+
+/** Where a ones-mask multiplies a value: node `node` (index in the graph's node list) reads it as input `input`. */
+export interface MaskSite {
+  node: number;
+  input: number;
+  /** Mask shape (broadcast against the value): [C] per feature, [1] for a whole branch. */
+  dims: number[];
+}
+
+/**
+ * Gradients of the mean cross-entropy with respect to ones-masks inserted at `sites` (on a clone of `model`), one
+ * calibration batch at a time: `each(site index, gradient)` per batch. What head-mask and block-mask scores sum.
+ */
+export async function maskGradients(
+  model: Model,
+  sites: readonly MaskSite[],
+  opts: Omit<ImportanceOptions, 'kind'>,
+  each: (site: number, grad: Float32Array) => void,
+): Promise<void> {
+  if (!opts.data)
+    throw new InputError('prune-data', 'Mask gradients need labelled data (--data)', { value: 'data' });
+  const m = model.clone();
+  const g = m.graph;
+  const names = sites.map((s, i) => {
+    const node = g.nodes[s.node]!;
+    const v = node.input(s.input);
+    const numel = s.dims.reduce((a, b) => a * b, 1);
+    const mask = g.addInitializer(
+      g.uniqueName(`prune_mask_${i}`),
+      Tensor.from('float32', s.dims, new Float32Array(numel).fill(1)),
+    );
+    const mul = g.addNode({ opType: 'Mul', inputs: [v, mask], name: g.uniqueName(`prune_mask_${i}/Mul`) });
+    node.setInput(s.input, mul.output(0));
+    return mask.name;
+  });
+  g.toposort();
+  inferShapes(m, { strict: false });
+  const runner = await createGradientRunner(m, {
+    loss: { kind: 'cross-entropy' },
+    wrt: names,
+    training: false,
+    threads: opts.threads,
+  });
+  try {
+    for (const batch of calibrationBatches(opts.data, opts)) {
+      const r = await runner.run(batch);
+      names.forEach((n, i) => each(i, r.grads[n]!.data as Float32Array));
+    }
+  } finally {
+    await runner.release();
+  }
 }
