@@ -21,6 +21,8 @@ export interface PruneData {
   train?: TrainData;
   /** Labelled rows for the accuracy figures and the floor (default: none; no accuracy is reported). */
   val?: TrainData;
+  /** Accuracy (0–1) of a candidate, instead of evaluating on `val` (a stage context's evaluation data). */
+  score?: (model: Model) => Promise<number>;
 }
 
 export interface PruneOptions {
@@ -160,7 +162,8 @@ async function measure(model: Model, opts: PruneOptions, data: PruneData): Promi
     macs: s.macs,
     peakActivationBytes: s.peakActivationBytes,
   };
-  if (data.val) out.accuracy = (await evaluate(model, data.val, { threads: opts.threads })).accuracy;
+  if (data.score) out.accuracy = await data.score(model);
+  else if (data.val) out.accuracy = (await evaluate(model, data.val, { threads: opts.threads })).accuracy;
   if (opts.targetLatencyMs !== undefined) out.latencyMs = await measureLatency(model, opts.batch ?? 1);
   return out;
 }
@@ -186,7 +189,7 @@ function checkOptions(o: PruneOptions, data: PruneData): void {
       throw new InputError('prune-target', `${k} must be positive: got ${o[k]}`, { value: k });
   if ((o.finetuneSteps ?? 0) > 0 && !data.train)
     throw new InputError('prune-data', 'Fine-tuning needs labelled training data', { value: 'data' });
-  if (o.minAccuracy !== undefined && !data.val)
+  if (o.minAccuracy !== undefined && !data.val && !data.score)
     throw new InputError('prune-data', 'An accuracy floor needs labelled validation data', { value: 'data' });
   if (o.importance === 'taylor' && !data.train)
     throw new InputError('prune-data', 'Taylor importance needs labelled data', { value: 'data' });
