@@ -6,7 +6,7 @@
 //           file: size against the FP32 cnn-s and accuracy.
 //   vit-t   50 % of the heads removed (head-mask gradient scores), 300 fine-tuning steps (AdamW lr 5e-4).
 //   torchvision families (scripts/fixtures/gen_prune_models.py bench: random init, 3×64×64): 50 % of the channels
-//           by L1 magnitude; parameters, MACs, batch-1 latency (1 thread) before/after, output shapes.
+//           by L1 magnitude; parameters, MACs, batch-1 latency (1 thread, fresh processes) before/after, output shapes.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +15,7 @@ import { loadDataset, subset } from '../src/data/index.js';
 import { evaluate } from '../src/eval/index.js';
 import type { Model } from '../src/ir/index.js';
 import { loadModel, saveModel } from '../src/onnx/index.js';
-import { measureLatency, prune } from '../src/passes/prune/index.js';
+import { prune } from '../src/passes/prune/index.js';
 import { quantizeStatic } from '../src/passes/quantize/index.js';
 import { runModel } from '../src/runtime/index.js';
 import { summarize } from '../src/summary/summary.js';
@@ -73,8 +73,8 @@ export async function pruneBench(o: {
   const train = loadDataset('fashion-mnist', 'train');
   const test = loadDataset('fashion-mnist', 'test');
   const acc = async (m: Model | string) => (await evaluate(m, test, { threads: 2 })).accuracy;
-  const lat = (path: string, batch: number, threads: number) =>
-    +o.measure({ bench: 'infer-file', path, batch, threads, reps: o.reps, warmup: 5 }).toFixed(4);
+  const lat = (path: string, batch: number, threads: number, shape?: number[]) =>
+    +o.measure({ bench: 'infer-file', path, batch, threads, reps: o.reps, warmup: 5, shape }).toFixed(4);
 
   if (want('cnn-s')) {
     const src = trained('cnn-s', o.models, out, o.log);
@@ -202,6 +202,8 @@ export async function pruneBench(o: {
     for (const { name, input } of list) {
       const model = loadModel(join(gen.dir, `${name}.onnx`));
       const r = await prune(model, { ratio: 0.5, importance: 'l1' });
+      const pruned = join(out, `${name}.pruned.onnx`);
+      saveModel(r.model, pruned);
       const x = {
         input: {
           dtype: 'float32' as const,
@@ -224,8 +226,8 @@ export async function pruneBench(o: {
           prunable_groups: groups.filter((g) => g.prunable).length,
           groups: groups.length,
           same_output_shape: JSON.stringify(a.logits!.dims) === JSON.stringify(b.logits!.dims),
-          b1_t1_ms_before: +(await measureLatency(model, 1, 30)).toFixed(3),
-          b1_t1_ms_after: +(await measureLatency(r.model, 1, 30)).toFixed(3),
+          b1_t1_ms_before: lat(join(gen.dir, `${name}.onnx`), 1, 1, input),
+          b1_t1_ms_after: lat(pruned, 1, 1, input),
         }),
       );
     }

@@ -16,7 +16,16 @@ export type WorkerArgs =
       warmup: number;
     }
   | { bench: 'train-step'; model: string; batch: number; threads: number; reps: number; warmup: number }
-  | { bench: 'infer-file'; path: string; batch: number; threads: number; reps: number; warmup: number };
+  | {
+      bench: 'infer-file';
+      path: string;
+      batch: number;
+      threads: number;
+      reps: number;
+      warmup: number;
+      /** Item shape (default [1, 28, 28]). */
+      shape?: number[];
+    };
 
 /** SPEC training for the timing benchmark: SGD lr 0.05 momentum 0.9 (mlp, cnn-s), AdamW lr 1e-3 wd 0.01 (vit-t). */
 export function specOptimizer(model: string): { optimizer: OptimizerSpec; lr: number } {
@@ -77,7 +86,7 @@ async function trainStep(a: Extract<WorkerArgs, { bench: 'train-step' }>): Promi
 /** Inference of a model file (bench/quantize.ts): input [batch, 1, 28, 28] pixels in [0, 1). */
 async function inferFile(a: Extract<WorkerArgs, { bench: 'infer-file' }>): Promise<number> {
   const s = await Session.create(a.path, { threads: a.threads, label: a.path });
-  const x = randomFloat([a.batch, 1, 28, 28], 1, 1);
+  const x = randomFloat([a.batch, ...(a.shape ?? [1, 28, 28])], 1, 1);
   x.data = (x.data as Float32Array).map((v) => (v + 1) / 2);
   const feeds = { [s.inputNames[0]!]: x };
   for (let i = 0; i < a.warmup; i++) await s.run(feeds);
