@@ -99,6 +99,18 @@ describe('the iterative schedule', () => {
     assert.deepEqual(out.logits!.dims, [2, 10]);
   });
 
+  it('stops at a peak-activation-memory target', async () => {
+    const r = await prune(buildModel('cnn-s', { seed: 1 }), {
+      targetPeakBytes: 150_000,
+      roundTo: 1,
+      minChannels: 1,
+    });
+    const s = r.report.steps;
+    assert.equal(r.report.stoppedBecause, 'target');
+    assert.ok(s.at(-1)!.peakActivationBytes <= 150_000 && s.at(-2)!.peakActivationBytes > 150_000);
+    assert.equal(r.report.peakActivationBytesAfter, s.at(-1)!.peakActivationBytes);
+  });
+
   it('fine-tunes between steps and keeps the best model over the accuracy floor', async () => {
     const model = buildModel('cnn-s', { seed: 1 });
     const data = randomData(96, 3);
