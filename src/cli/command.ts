@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import type { Model } from '../ir/index.js';
 import { saveModel, type SaveResult } from '../onnx/index.js';
+import type { OutputOptions } from '../api/common.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & {
   description: string;
@@ -123,6 +124,47 @@ export function intOption(
       { value: name },
     );
   return n;
+}
+
+/**
+ * A finite number option (or undefined when absent): the one way every command parses numbers. `min`/`max` are
+ * inclusive unless `minExclusive`.
+ */
+export function numberOption(
+  p: Parsed,
+  name: string,
+  { min = -Infinity, max = Infinity, minExclusive = false } = {},
+): number | undefined {
+  const v = p.values[name];
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n < min || n > max || (minExclusive && n === min))
+    throw new InputError(
+      'option',
+      `--${name} must be a number ${minExclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}: current value is "${String(v)}"`,
+      { value: name },
+    );
+  return n;
+}
+
+/** A comma-separated list option (or undefined when absent). */
+export function listOption(p: Parsed, name: string): string[] | undefined {
+  const v = stringOption(p, name);
+  if (v === undefined) return undefined;
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** What SAVE_OPTIONS ask for the output file `path`. */
+export function outputOptions(p: Parsed, path: string): OutputOptions {
+  return {
+    path,
+    externalData: !!p.values['external-data'],
+    align: intOption(p, 'align', { min: 1, max: 1 << 30 }) ?? 4096,
+    threshold: intOption(p, 'threshold', { min: 0 }) ?? 1024,
+  };
 }
 
 export function stringOption<T extends string>(

@@ -77,3 +77,4 @@ export { openNpy, openNpz, readNpz, writeNpz, encodeNpz, NpzFile, type ArrayRead
 export { readCsv, type CsvData } from './csv.js';
 export { readManifest, type Manifest } from './manifest.js';
 export { materialize, MAX_IN_MEMORY_BYTES } from './materialize.js';
+export { splitValidation, defaultValRows, sampleFeeds, feedRows, type FeedBatch } from './split.js';

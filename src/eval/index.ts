@@ -1,2 +1,3 @@
 export * from './metrics.js';
 export * from './evaluate.js';
+export * from './gates.js';

@@ -13,6 +13,7 @@ import { InternalError } from '../errors.js';
 import type { Model } from '../ir/index.js';
 import { verifyModel } from '../ir/index.js';
 import { makeCheckNode } from '../ops/index.js';
+import type { Note } from '../util/note.js';
 import { nodeCount } from './util.js';
 
 export interface PassResult {
@@ -21,6 +22,8 @@ export interface PassResult {
   notes: string[];
   /** Rewrites per rule name (e.g. { 'fold-bn-into-conv': 2 }). */
   counts: Record<string, number>;
+  /** Structured notes (kind, node, rule, reason); passes that give none have only `notes`. */
+  findings?: Note[];
 }
 
 export interface Pass<O extends object = object> {
@@ -50,7 +53,13 @@ export function definePass<O extends object>(
     async run(model: Model, options?: Partial<O>): Promise<PassResult> {
       const m = model.clone();
       const r = await body(m, { ...defaults, ...(options ?? {}) } as O);
-      return { model: r.changed ? m : model, changed: r.changed, notes: r.notes, counts: r.counts };
+      return {
+        model: r.changed ? m : model,
+        changed: r.changed,
+        notes: r.notes,
+        counts: r.counts,
+        ...(r.findings ? { findings: r.findings } : {}),
+      };
     },
   };
 }
@@ -75,6 +84,8 @@ export interface PassRecord {
   counts: Record<string, number>;
   /** Notes of every run, each line once. */
   notes: string[];
+  /** Structured notes of every run (each text once); a line of `notes` without one is an `info` note. */
+  findings: Note[];
   /** Nodes (all graphs) removed by this pass, summed over runs (negative when it added nodes). */
   nodesRemoved: number;
   /** Wall time, summed over runs. */
@@ -124,10 +135,12 @@ export class PassManager {
       changed: false,
       counts: {},
       notes: [],
+      findings: [],
       nodesRemoved: 0,
       ms: 0,
     }));
     const noteSets = records.map(() => new Set<string>());
+    const findingSets = records.map(() => new Set<string>());
     const nodesBefore = nodeCount(model);
     const known = this.opts.verify ? new Set(problemsOf(model)) : new Set<string>();
     let verified = 0;
@@ -150,6 +163,18 @@ export class PassManager {
           if (!noteSets[i]!.has(n)) {
             noteSets[i]!.add(n);
             rec.notes.push(n);
+          }
+        // structured notes; a plain line without one becomes an `info` note
+        const structured = new Set((r.findings ?? []).map((f) => f.text));
+        for (const f of [
+          ...(r.findings ?? []),
+          ...r.notes
+            .filter((n) => !structured.has(n))
+            .map((text) => ({ kind: 'info' as const, text, rule: pass.name })),
+        ])
+          if (!findingSets[i]!.has(f.text)) {
+            findingSets[i]!.add(f.text);
+            rec.findings.push(f);
           }
         if (!r.changed) continue;
         changed = true;

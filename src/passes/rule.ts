@@ -5,6 +5,7 @@
 import type { Graph, Model, Node } from '../ir/index.js';
 import { allGraphs } from '../ir/index.js';
 import type { InferReport } from '../ops/index.js';
+import type { Note } from '../util/note.js';
 import { isOnnxDomain } from './util.js';
 
 export interface RuleContext {
@@ -35,6 +36,8 @@ export interface RuleStats {
   counts: Record<string, number>;
   /** What was rewritten (capped per rule) and why matches were skipped. */
   notes: string[];
+  /** The same, structured: a `kept` note per failed check (rule, node, reason), a `rewrite` note per rewrite. */
+  findings: Note[];
 }
 
 /** Rewrite notes kept per rule; the rest are counted in one "… and N more" note. */
@@ -55,7 +58,7 @@ export function applyRules(
   rules: readonly Rule<any>[],
   opts: { shapes?: InferReport; graphs?: 'all' | 'main' } = {},
 ): RuleStats {
-  const stats: RuleStats = { changed: false, counts: {}, notes: [] };
+  const stats: RuleStats = { changed: false, counts: {}, notes: [], findings: [] };
   const rewriteNotes = new Map<string, string[]>();
   const byOp = new Map<string, Rule<any>[]>();
   for (const r of rules) for (const a of r.anchors) byOp.set(a, [...(byOp.get(a) ?? []), r]);
@@ -78,12 +81,27 @@ export function applyRules(
           const why = r.check?.(m, ctx);
           if (why !== undefined) {
             stats.notes.push(why);
+            stats.findings.push({
+              kind: 'kept',
+              text: why,
+              rule: r.name,
+              node: node.label,
+              opType: node.opType,
+              reason: why,
+            });
             continue;
           }
           const note = r.rewrite(m, ctx);
           if (note === false) continue;
           stats.changed = true;
           stats.counts[r.name] = (stats.counts[r.name] ?? 0) + 1;
+          stats.findings.push({
+            kind: 'rewrite',
+            text: note || `${r.name}: ${node.opType} "${node.label}"`,
+            rule: r.name,
+            node: node.label,
+            opType: node.opType,
+          });
           if (note) {
             const list = rewriteNotes.get(r.name) ?? [];
             list.push(note);

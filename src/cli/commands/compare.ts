@@ -1,7 +1,7 @@
 // `edgefit compare <a.onnx> <b.onnx> --data <data>`: two models side by side — accuracy, per-class recall, size,
 // latency — and the SQNR of b's layer outputs against a's (tensors matched by name).
 import { statSync } from 'node:fs';
-import type { DataSource } from '../../data/index.js';
+import { feedRows, sampleFeeds, type DataSource } from '../../data/index.js';
 import { evaluate, type EvalResult } from '../../eval/index.js';
 import type { Model } from '../../ir/index.js';
 import { loadModel } from '../../onnx/index.js';
@@ -10,7 +10,6 @@ import { Session, type HostTensor } from '../../runtime/index.js';
 import { type Command, fmtBytes, intOption, pct, stringOption, table } from '../command.js';
 import { DATA_FLAGS, EVAL_SUBSET_FLAGS } from '../dataflags.js';
 import { openDataArg } from '../datasource.js';
-import { sampleFeeds } from './quantize.js';
 
 /** Bytes on disk: the model file plus the external data files its tensors name. */
 function fileBytes(path: string, m: Model): number {
@@ -140,7 +139,7 @@ export const compareCommand: Command = {
         ev.push(await evaluate(m, src, { threads, label: f }));
       }
       const feeds = await sampleFeeds(src, sqnrSamples, 0);
-      log(`per-layer SQNR on ${feeds.reduce((s, f) => s + (Object.values(f)[0]?.dims[0] ?? 0), 0)} items`);
+      log(`per-layer SQNR on ${feedRows(feeds)} items`);
       const layers: LayerSqnr[] = await layerSqnr(a, b, feeds, { threads });
       const lat = [];
       const x = batchOf(feeds[0]!, batch);

@@ -13,6 +13,7 @@
 //    model keeps its integer weights), control flow and sequence ops, custom domains, graph outputs, outputs with
 //    more than `maxElements` elements, and outputs with more than `maxGrowElements` elements that are larger than
 //    every constant they are computed from (ConstantOfShape/Expand/Tile would otherwise bloat the file).
+import type { Note } from '../../util/note.js';
 import type { Dim, Node, Tensor, Value } from '../../ir/index.js';
 import { createHash } from 'node:crypto';
 import { Graph, Model, Tensor as T, allGraphs } from '../../ir/index.js';
@@ -74,7 +75,22 @@ const NEVER_FOLD: ReadonlySet<string> = new Set([
 
 interface Stats {
   notes: string[];
+  findings: Note[];
   counts: Record<string, number>;
+}
+
+/** A constant the pass left unfolded: a plain note and a structured one. */
+function kept(st: Stats, opType: string | undefined, node: string | undefined, reason: string): void {
+  const text = `constant folding: kept ${opType} "${node}"${reason.startsWith('output') ? ' ' : ': '}${reason}`;
+  st.notes.push(text);
+  st.findings.push({
+    kind: 'kept',
+    text,
+    rule: 'constant-folding',
+    reason,
+    ...(node !== undefined ? { node } : {}),
+    ...(opType !== undefined ? { opType } : {}),
+  });
 }
 
 const bump = (s: Stats, k: string, n = 1) => {
@@ -307,9 +323,7 @@ async function evaluate(m: Model, o: ConstantFoldingOptions, st: Stats): Promise
         for (const [v, t] of await runFold(m, [n], fetch)) results.set(v, t);
       } catch (e2) {
         if (!(e2 instanceof RuntimeError)) throw e2;
-        st.notes.push(
-          `constant folding: kept ${n.opType} "${n.label}": ONNX Runtime cannot evaluate it (${e2.message.split('\n')[0]})`,
-        );
+        kept(st, n.opType, n.label, `ONNX Runtime cannot evaluate it (${e2.message.split('\n')[0]})`);
       }
     }
   }
@@ -321,16 +335,21 @@ async function evaluate(m: Model, o: ConstantFoldingOptions, st: Stats): Promise
   for (const [v, h] of results) {
     const numel = h.dims.reduce((a, b) => a * b, 1);
     const src = plan.source.get(v) ?? 0;
-    const what = `${v.producer?.opType} "${v.producer?.label}" output "${v.name}"`;
     if (numel > o.maxElements) {
-      st.notes.push(
-        `constant folding: kept ${what}: ${numel} elements is above maxElements ${o.maxElements}`,
+      kept(
+        st,
+        v.producer?.opType,
+        v.producer?.label,
+        `output "${v.name}": ${numel} elements is above maxElements ${o.maxElements}`,
       );
       continue;
     }
     if (numel > o.maxGrowElements && numel > src) {
-      st.notes.push(
-        `constant folding: kept ${what}: ${numel} elements would grow the model (largest constant source has ${src})`,
+      kept(
+        st,
+        v.producer?.opType,
+        v.producer?.label,
+        `output "${v.name}": ${numel} elements would grow the model (largest constant source has ${src})`,
       );
       continue;
     }
@@ -395,7 +414,7 @@ export const constantFolding = definePass<ConstantFoldingOptions>(
   'constant-folding',
   'Evaluate constant subgraphs with ONNX Runtime and fold statically known shape computations into initializers.',
   async (m, o) => {
-    const st: Stats = { notes: [], counts: {} };
+    const st: Stats = { notes: [], findings: [], counts: {} };
     let changed = false;
     if (o.foldShapes && (await withShapes(m, (shapes) => !!shapes && foldShapeValues(m, shapes, st)))) {
       changed = true;
@@ -405,7 +424,7 @@ export const constantFolding = definePass<ConstantFoldingOptions>(
       changed = true;
       cleanup(m);
     }
-    return { changed, notes: st.notes, counts: st.counts };
+    return { changed, notes: st.notes, findings: st.findings, counts: st.counts };
   },
   { maxElements: 1 << 20, maxGrowElements: 4096, foldShapes: true, evaluate: true, excludeOps: [] },
 );

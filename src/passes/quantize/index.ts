@@ -11,7 +11,7 @@ import type { CalibrationResult, TensorStats } from './calibrate.js';
 import { quantizeDynamic, type DynamicQuantOptions } from './dynamic.js';
 import { convertFp16, type Fp16Options } from './fp16.js';
 import { quantizeInt4, type Int4Options } from './int4.js';
-import { quantizeStatic, type QuantPlan, type StaticQuantOptions } from './static.js';
+import { quantizeStatic, type QuantPlan, type SkippedNode, type StaticQuantOptions } from './static.js';
 
 export * from './numeric.js';
 export * from './calibrate.js';
@@ -41,6 +41,8 @@ export interface QuantizeResult {
   mode: QuantMode;
   /** Compute nodes quantized (or converted, for fp16). */
   nodes: string[];
+  /** Candidate nodes left float, with why. */
+  skipped: SkippedNode[];
   notes: string[];
   plan?: QuantPlan;
   calibration?: CalibrationResult;
@@ -87,6 +89,7 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
         model: r.model,
         mode: 'static',
         nodes: r.plan.nodes,
+        skipped: r.plan.skipped,
         notes: [...notes, ...r.notes],
         plan: r.plan,
         calibration: r.calibration,
@@ -95,7 +98,13 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
     }
     case 'dynamic': {
       const r = quantizeDynamic(m, opts);
-      return { model: r.model, mode: 'dynamic', nodes: r.nodes, notes: [...notes, ...r.notes] };
+      return {
+        model: r.model,
+        mode: 'dynamic',
+        nodes: r.nodes,
+        skipped: r.skipped,
+        notes: [...notes, ...r.notes],
+      };
     }
     case 'int4': {
       const r = await quantizeInt4(m, opts);
@@ -103,13 +112,14 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
         model: r.model,
         mode: 'int4',
         nodes: r.nodes,
+        skipped: r.skipped,
         notes: [...notes, ...r.notes],
         weightBytes: { before: r.weightBytesBefore, after: r.weightBytesAfter },
       };
     }
     case 'fp16': {
       const r = convertFp16(m, opts);
-      return { model: r.model, mode: 'fp16', nodes: r.nodes, notes: [...notes, ...r.notes] };
+      return { model: r.model, mode: 'fp16', nodes: r.nodes, skipped: [], notes: [...notes, ...r.notes] };
     }
     default:
       throw new InputError(
