@@ -3,8 +3,7 @@
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
-import type { Model } from '../ir/index.js';
-import { saveModel, type SaveResult } from '../onnx/index.js';
+import type { SaveResult } from '../onnx/index.js';
 import type { OutputOptions } from '../api/common.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & {
@@ -223,18 +222,6 @@ export const SAVE_OPTIONS: Record<string, OptionSpec> = {
     default: '1024',
   },
 };
-
-/** Write `model` to `path` as SAVE_OPTIONS ask (atomically; the data file first, the model last). */
-export function saveOutput(
-  p: Parsed,
-  model: Model,
-  path: string,
-): SaveResult & { externalData: boolean; align: number } {
-  const align = intOption(p, 'align', { min: 1, max: 1 << 30 }) ?? 4096;
-  const threshold = intOption(p, 'threshold', { min: 0 }) ?? 1024;
-  const externalData = !!p.values['external-data'];
-  return { ...saveModel(model, path, { externalData, align, threshold }), externalData, align };
-}
 
 /** "12.3 kB" or "12.3 kB model + 1.6 MB in cnn-s.onnx.data" for a SaveResult. */
 export function fmtSaved(r: SaveResult): string {

@@ -5,7 +5,7 @@
 //   options: { data: {...}, ...DATA_FLAGS, ... }
 //   const src = await openData(spec, { model, split, ...dataOptions(p), needLabels: 'edgefit train' });
 import type { OpenDataOptions, PreprocessOverrides } from '../data/index.js';
-import { parseCrop, parseNumberList } from '../data/index.js';
+import { parseCrop, parseNumberList } from '../data/preprocess.js';
 import { InputError } from '../errors.js';
 import type { OptionSpec, Parsed } from './command.js';
 

@@ -6,8 +6,8 @@ import { MNIST_NUM_CLASSES, loadMnistRaw } from './mnist.js';
 import { mixSeed, permutation } from './batch.js';
 import { SPLITS, type DroppedRow, type RawSplit, type Split } from './types.js';
 
-export type DatasetName = 'mnist' | 'fashion-mnist';
-export const DATASET_NAMES: readonly DatasetName[] = ['mnist', 'fashion-mnist'];
+import { DATASET_NAMES, type DatasetName } from './names.js';
+export { DATASET_NAMES, type DatasetName } from './names.js';
 
 export interface Dataset {
   /** The built-in dataset name, or the path it was read from. */

@@ -259,7 +259,11 @@ export class DecodePool {
   readonly whenReady: Promise<void>;
 
   constructor(size: number, spec: PreprocessSpec) {
-    const url = new URL('./decode-worker.mjs', import.meta.url);
+    // compiled (dist/…/images.js): the compiled worker; from the sources: the .mjs entry that loads it through tsx
+    const url = new URL(
+      import.meta.url.endsWith('.js') ? './decode-worker.js' : './decode-worker.mjs',
+      import.meta.url,
+    );
     let markReady!: () => void;
     this.whenReady = new Promise<void>((r) => (markReady = r));
     for (let i = 0; i < size; i++) {

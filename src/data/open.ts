@@ -62,7 +62,8 @@ export interface OpenDataOptions {
   prefetch?: number;
 }
 
-export const DATA_FORMATS_HELP = `${DATASET_NAMES.join(' | ')} | an image folder | x.npy | d.npz | t.csv | manifest.yaml`;
+import { DATA_FORMATS_HELP } from './names.js';
+export { DATA_FORMATS_HELP };
 
 function single(io: ModelIO | undefined, what: string): TensorSpec | undefined {
   if (!io) return undefined;

@@ -60,6 +60,9 @@ export interface GateReferences {
   deployed?: Measures;
 }
 
+/** Relative slack of a comparison: a drop of (0.91 − 0.90) × 100 is 1.0000000000000009 points, which holds "≤ 1". */
+const EPS = 1e-9;
+
 const pts = (x: number) => `${(x * 100).toFixed(2)} %`;
 
 function classIndex(key: string, m: Measures): number | undefined {
@@ -99,13 +102,25 @@ export function checkGates(spec: GateSpec, m: Measures, refs: GateReferences = {
     out.push(
       value === undefined || Number.isNaN(value)
         ? { name, passed: false, value: null, limit, message: `${name}: not measured (limit ${limit})` }
-        : { name, passed: value <= limit, value, limit, message: what(value) },
+        : {
+            name,
+            passed: value <= limit + EPS * Math.max(1, Math.abs(limit)),
+            value,
+            limit,
+            message: what(value),
+          },
     );
   const lower = (name: string, value: number | undefined, limit: number, what: (v: number) => string) =>
     out.push(
       value === undefined || Number.isNaN(value)
         ? { name, passed: false, value: null, limit, message: `${name}: not measured (limit ${limit})` }
-        : { name, passed: value >= limit, value, limit, message: what(value) },
+        : {
+            name,
+            passed: value >= limit - EPS * Math.max(1, Math.abs(limit)),
+            value,
+            limit,
+            message: what(value),
+          },
     );
   const drop = (ref: Measures | undefined) =>
     ref?.accuracy !== undefined && m.accuracy !== undefined ? (ref.accuracy - m.accuracy) * 100 : undefined;
@@ -199,4 +214,9 @@ export function enforceGates(
     `${what} fails ${failed.length === 1 ? 'a quality gate' : `${failed.length} quality gates`}: ${failed.map((r) => r.message).join('; ')}`,
     { ...subject, value: subject.value ?? failed[0]!.name },
   );
+}
+
+/** The accuracy-drop gate alone: whether `accuracy` is within `maxDrop` points of `baseline` (--auto's steps). */
+export function holdsMaxDrop(accuracy: number, baseline: number, maxDrop: number): boolean {
+  return gatesPassed(checkGates({ maxDrop }, { accuracy }, { baseline: { accuracy: baseline } }));
 }

@@ -8,8 +8,8 @@ import { InputError } from '../errors.js';
 import { ModelBuilder } from '../ir/builder.js';
 import type { Dim, Model } from '../ir/graph.js';
 
-export const MODEL_NAMES = ['mlp', 'cnn-s', 'vit-t'] as const;
-export type ModelName = (typeof MODEL_NAMES)[number];
+import { MODEL_NAMES, type ModelName } from './names.js';
+export { MODEL_NAMES, type ModelName } from './names.js';
 
 /**
  * Trainable parameters of each model, as PyTorch counts them. Computed once with Debian's torch 1.13.1:

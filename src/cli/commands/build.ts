@@ -1,5 +1,5 @@
-import { buildModel, MODEL_NAMES } from '../../models/index.js';
-import { type Command, fmtSaved, intOption, SAVE_OPTIONS, saveOutput } from '../command.js';
+import { MODEL_NAMES } from '../../models/names.js';
+import { type Command, fmtSaved, intOption, outputOptions, SAVE_OPTIONS } from '../command.js';
 
 export const build: Command = {
   name: 'build',
@@ -19,10 +19,8 @@ export const build: Command = {
     const [name, out] = p.positionals as [string, string];
     const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
     const opset = intOption(p, 'opset', { min: 17, max: 21 }) ?? 17;
-    const m = buildModel(name, { seed, opset });
-    const r = saveOutput(p, m, out);
-    let params = 0;
-    for (const v of m.graph.initializers.values()) params += v.const!.numel;
+    const { buildFile } = await import('../../api/files.js');
+    const { params, saved: r } = buildFile(name, outputOptions(p, out), { seed, opset });
     return {
       json: {
         model: name,

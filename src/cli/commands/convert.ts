@@ -1,7 +1,8 @@
-import { loadModel, MAX_KNOWN_OPSET, MIN_CONVERT_OPSET } from '../../onnx/index.js';
-import { assertValid } from '../../ir/index.js';
-import { convertOpset } from '../../passes/index.js';
-import { type Command, fmtSaved, intOption, SAVE_OPTIONS, saveOutput } from '../command.js';
+import { MAX_KNOWN_OPSET } from '../../onnx/schemas.gen.js';
+import { type Command, fmtSaved, intOption, outputOptions, SAVE_OPTIONS } from '../command.js';
+
+/** The oldest opset `--opset` converts from and to (src/onnx/opsets.ts MIN_CONVERT_OPSET; a test checks they agree). */
+export const MIN_CONVERT_OPSET = 7;
 
 export const convert: Command = {
   name: 'convert',
@@ -26,16 +27,11 @@ export const convert: Command = {
   ],
   async run(p) {
     const [input, output] = p.positionals as [string, string];
-    let m = loadModel(input);
-    assertValid(m.graph, { opsetImports: m.opsetImports }, input);
     const target = intOption(p, 'opset', { min: 1, max: 1000 });
-    let opset: { from: number; to: number; rewrites: Record<string, number> } | null = null;
-    if (target !== undefined) {
-      const r = convertOpset(m, target);
-      m = r.model;
-      opset = { from: r.from, to: r.to, rewrites: r.counts };
-    }
-    const r = saveOutput(p, m, output);
+    const { convertFile } = await import('../../api/files.js');
+    const { saved: r, opset } = convertFile(input, outputOptions(p, output), {
+      ...(target !== undefined ? { opset: target } : {}),
+    });
     const json = {
       input,
       output,

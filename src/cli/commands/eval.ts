@@ -1,10 +1,7 @@
-import { DATA_FORMATS_HELP } from '../../data/index.js';
-import { evaluate } from '../../eval/index.js';
-import { loadModel } from '../../onnx/index.js';
-import { progress } from '../../util/progress.js';
+import { DATA_FORMATS_HELP } from '../../data/names.js';
+import { InputError } from '../../errors.js';
 import { type Command, intOption, pct, stringOption, table } from '../command.js';
-import { DATA_FLAGS, EVAL_SUBSET_FLAGS } from '../dataflags.js';
-import { openDataArg } from '../datasource.js';
+import { DATA_FLAGS, EVAL_SUBSET_FLAGS, dataOptions } from '../dataflags.js';
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -43,71 +40,59 @@ export const evalCommand: Command = {
     const batchSize = intOption(p, 'batch', { min: 1, max: 65536 }) ?? 256;
     const threads = intOption(p, 'threads', { min: 1, max: 256 });
     const decodeThreads = intOption(p, 'decode-threads', { min: 0, max: 64 });
-    const model = loadModel(file);
-    const data = await openDataArg(p, {
-      model,
+    const spec = p.values.data;
+    if (typeof spec !== 'string' || spec === '')
+      throw new InputError('usage', `--data is required: ${DATA_FORMATS_HELP}`, { value: 'data' });
+    const { evaluate } = await import('../../api/evaluate.js');
+    const r = await evaluate(file, spec, {
       split,
       ...(limit !== undefined ? { limit } : {}),
+      batchSize,
+      threads,
+      read: { ...dataOptions(p), ...(decodeThreads !== undefined ? { decodeThreads } : {}) },
       needLabels: 'edgefit eval',
-      ...(decodeThreads !== undefined ? { decodeThreads } : {}),
+      progress: { quiet: io.quiet },
     });
-    try {
-      const bar = progress(`eval ${data.name}${data.format === 'builtin' ? `/${split}` : ''}`, data.n, {
-        quiet: io.quiet,
-      });
-      let last = 0;
-      const r = await evaluate(model, data, {
-        batchSize,
-        threads,
-        label: file,
-        onBatch: (done) => {
-          bar.tick(done - last);
-          last = done;
-        },
-      });
-      bar.done();
-      const json = {
-        model: file,
-        data: data.name,
-        format: data.format,
-        split: data.format === 'builtin' ? split : null,
-        n: r.n,
-        correct: r.correct,
-        accuracy: r.accuracy,
-        perClass: r.perClass,
-        confusion: r.confusion,
-        seconds: r.seconds,
-        throughput: r.throughput,
-        dropped: data.dropped,
-        skipped: data.skipped,
-        preprocess: data.preprocess ?? null,
-      };
-      const rows = r.perClass.map((c) => [
-        `${c.class}${c.name ? ` ${c.name}` : ''}`,
-        c.support,
-        pct(c.precision, 1),
-        pct(c.recall, 1),
-      ]);
-      const pp = data.preprocess;
-      const lines = [
-        `${file} on ${data.name}${data.format === 'builtin' ? ` ${split}` : ''} (${r.n} rows): accuracy ${pct(r.accuracy)} (${r.correct}/${r.n}), ${r.throughput.toFixed(0)} rows/s`,
-        pp
-          ? `preprocess: ${pp.channels === 1 ? 'grey' : pp.bgr ? 'BGR' : 'RGB'}, resize ${pp.resize}, crop ${pp.crop[0]}x${pp.crop[1]}, scale ${+pp.scale.toPrecision(6)}, mean [${pp.mean}], std [${pp.std}], ${pp.layout}${pp.flatten ? ' (flattened)' : ''}`
-          : '',
-        data.dropped.length
-          ? `dropped ${data.dropped.length} malformed source rows: ${data.dropped.map((d) => `class ${d.class} row ${d.index} (${d.length} values)`).join(', ')}`
-          : '',
-        data.skipped.length
-          ? `skipped ${data.skipped.length} unreadable item${data.skipped.length > 1 ? 's' : ''}: ${data.skipped
-              .slice(0, 10)
-              .map((s) => `${s.file} (${s.reason})`)
-              .join(', ')}${data.skipped.length > 10 ? `, … (--json lists all)` : ''}`
-          : '',
-      ].filter((l) => l !== '');
-      const text = [...lines, '', table(['class', 'rows', 'precision', 'recall'], rows)].join('\n');
-      return { json, text };
-    } finally {
-      await data.close();
-    }
+    const data = r.data;
+    const json = {
+      model: file,
+      data: data.name,
+      format: data.format,
+      split: data.split,
+      n: r.n,
+      correct: r.correct,
+      accuracy: r.accuracy,
+      perClass: r.perClass,
+      confusion: r.confusion,
+      seconds: r.seconds,
+      throughput: r.throughput,
+      dropped: data.dropped,
+      skipped: data.skipped,
+      preprocess: data.preprocess,
+    };
+    const rows = r.perClass.map((c) => [
+      `${c.class}${c.name ? ` ${c.name}` : ''}`,
+      c.support,
+      pct(c.precision, 1),
+      pct(c.recall, 1),
+    ]);
+    const pp = data.preprocess;
+    const lines = [
+      `${file} on ${data.name}${data.format === 'builtin' ? ` ${split}` : ''} (${r.n} rows): accuracy ${pct(r.accuracy)} (${r.correct}/${r.n}), ${r.throughput.toFixed(0)} rows/s`,
+      pp
+        ? `preprocess: ${pp.channels === 1 ? 'grey' : pp.bgr ? 'BGR' : 'RGB'}, resize ${pp.resize}, crop ${pp.crop[0]}x${pp.crop[1]}, scale ${+pp.scale.toPrecision(6)}, mean [${pp.mean}], std [${pp.std}], ${pp.layout}${pp.flatten ? ' (flattened)' : ''}`
+        : '',
+      data.dropped.length
+        ? `dropped ${data.dropped.length} malformed source rows: ${data.dropped.map((d) => `class ${d.class} row ${d.index} (${d.length} values)`).join(', ')}`
+        : '',
+      data.skipped.length
+        ? `skipped ${data.skipped.length} unreadable item${data.skipped.length > 1 ? 's' : ''}: ${data.skipped
+            .slice(0, 10)
+            .map((s) => `${s.file} (${s.reason})`)
+            .join(', ')}${data.skipped.length > 10 ? `, … (--json lists all)` : ''}`
+        : '',
+    ].filter((l) => l !== '');
+    const text = [...lines, '', table(['class', 'rows', 'precision', 'recall'], rows)].join('\n');
+    return { json, text };
   },
 };

@@ -1,6 +1,3 @@
-import { loadModel } from '../../onnx/index.js';
-import { inferShapes } from '../../ops/index.js';
-import { summarize, formatSummaryTable } from '../../summary/index.js';
 import { type Command, intOption } from '../command.js';
 
 export const inspect: Command = {
@@ -21,16 +18,12 @@ export const inspect: Command = {
   async run(p) {
     const [file] = p.positionals as [string];
     const batch = intOption(p, 'batch', { min: 1 }) ?? 1;
-    const m = loadModel(file);
-    const report = inferShapes(m, { strict: false });
-    const s = summarize(m, { batch });
-    const json = {
-      file,
-      ...s,
-      unsupportedOps: report.unsupported.map((u) => ({ node: u.node, opType: u.opType, domain: u.domain })),
-    };
-    const warn = report.unsupported.length
-      ? `\nnote: shapes unknown after ${report.unsupported.length} node(s) of unsupported ops: ${[...new Set(report.unsupported.map((u) => u.opType))].join(', ')}`
+    const { inspect } = await import('../../api/evaluate.js');
+    const { formatSummaryTable } = await import('../../summary/index.js');
+    const s = inspect(file, { batch });
+    const json = { file, ...s };
+    const warn = s.unsupportedOps.length
+      ? `\nnote: shapes unknown after ${s.unsupportedOps.length} node(s) of unsupported ops: ${[...new Set(s.unsupportedOps.map((u) => u.opType))].join(', ')}`
       : '';
     return { json, text: `${file}\n${formatSummaryTable(s)}${warn}` };
   },

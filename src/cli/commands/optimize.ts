@@ -1,39 +1,22 @@
-import { GateError, InputError, InternalError } from '../../errors.js';
-import { assertValid } from '../../ir/index.js';
-import { encodeModel, loadModel } from '../../onnx/index.js';
-import {
-  PASSES,
-  compareModels,
-  opCounts,
-  passesByName,
-  randomInputs,
-  runPasses,
-  standardPipeline,
-  type CompareResult,
-} from '../../passes/index.js';
-import { RuntimeError, runModel } from '../../runtime/index.js';
+// `edgefit optimize <in.onnx> <out.onnx>`: flag parsing, one call of the library's optimize() (src/api/optimize.ts),
+// printing.
+import type { OptimizeOutcome } from '../../api/optimize.js';
+import { InputError } from '../../errors.js';
 import {
   type Command,
   fmtBytes,
   fmtSaved,
   intOption,
+  listOption,
+  numberOption,
+  outputOptions,
   type Parsed,
   SAVE_OPTIONS,
-  saveOutput,
   stringOption,
   table,
 } from '../command.js';
 
-function floatOption(p: Parsed, name: string, dflt: number): number {
-  const v = stringOption(p, name);
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (!/^\s*[0-9.eE+-]+\s*$/.test(v) || !Number.isFinite(x) || x < 0)
-    throw new InputError('option', `--${name} must be a non-negative number: current value is "${v}"`, {
-      value: name,
-    });
-  return x;
-}
+import { PASS_NAMES } from '../../passes/names.js';
 
 /** `--dims name=value,…` → { name: value }. */
 function dimsOption(p: Parsed): Record<string, number> {
@@ -104,7 +87,7 @@ export const optimize: Command = {
     passes: {
       type: 'string',
       valueName: 'a,b,c',
-      description: `passes to run, in order, to a fixed point (default all: ${PASSES.map((p) => p.name).join(',')})`,
+      description: `passes to run, in order, to a fixed point (default all: ${PASS_NAMES.join(',')})`,
     },
     tolerance: {
       type: 'string',
@@ -154,134 +137,103 @@ export const optimize: Command = {
   ],
   async run(p, io) {
     const [input, output] = p.positionals as [string, string];
-    const list = stringOption(p, 'passes');
-    const passes =
-      list === undefined
-        ? standardPipeline()
-        : passesByName(
-            list
-              .split(',')
-              .map((s) => s.trim())
-              .filter(Boolean),
-          );
-    if (!passes.length) throw new InputError('option', '--passes names no pass', { value: 'passes' });
-    const tolerance = floatOption(p, 'tolerance', 1e-4);
-    const batch = intOption(p, 'batch', { min: 1 }) ?? 1;
-    const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 1;
-    const maxIterations = intOption(p, 'max-iterations', { min: 1, max: 1000 }) ?? 10;
-    const dims = dimsOption(p);
-    const shapes = shapesOption(p);
-    const values = valuesOption(p);
+    const passes = listOption(p, 'passes');
+    if (passes && !passes.length)
+      throw new InputError('option', '--passes names no pass', { value: 'passes' });
+    const tolerance = numberOption(p, 'tolerance', { min: 0 }) ?? 1e-4;
     const check = !p.values['skip-check'];
-
-    const m = loadModel(input);
-    assertValid(m.graph, { opsetImports: m.opsetImports }, input);
-    const bytesBefore = encodeModel(m).byteLength;
-    const opCountsBefore = opCounts(m);
-    const log = io.quiet ? undefined : (s: string) => io.err(`optimize: ${s}\n`);
-    const r = await runPasses(m, passes, { maxIterations, verify: !!p.values.verify, log });
-    assertValid(r.model.graph, { opsetImports: r.model.opsetImports }, `the optimized ${input}`);
-
-    let cmp: CompareResult | undefined;
-    if (check) {
-      const feeds = randomInputs(m, { seed, batch, dims, shapes, values });
-      try {
-        await runModel(m, feeds, { threads: 1, label: input });
-      } catch (e) {
-        if (!(e instanceof RuntimeError)) throw e;
-        throw new InputError(
-          'check-input',
-          `Cannot check the optimized model: ${e.message}. Set input shapes with --shapes, fixed input values with --values, or symbolic dims with --dims (or --batch), or pass --skip-check to write it unchecked`,
-          { file: input },
-        );
-      }
-      try {
-        cmp = await compareModels(m, r.model, feeds);
-      } catch (e) {
-        if (!(e instanceof RuntimeError)) throw e;
-        throw new InternalError(
-          'optimized-run',
-          `ONNX Runtime runs ${input} but not the optimized model: ${e.message}`,
-          { file: input },
-        );
-      }
-      if (!(cmp.maxAbsDiff <= tolerance)) {
-        const worst = cmp.outputs.reduce((a, b) => (b.maxAbsDiff > a.maxAbsDiff ? b : a));
-        throw new GateError(
-          'optimize-diff',
-          `The optimized model's output "${worst.name}" differs from the input model's by ${worst.maxAbsDiff} on random inputs: above the tolerance ${tolerance}. Nothing was written; run with --passes to find the pass`,
-          { file: input, value: worst.name },
-        );
-      }
-    }
-    const saved = saveOutput(p, r.model, output);
-    const bytesAfter = saved.modelBytes + saved.dataBytes;
-    const opCountsAfter = opCounts(r.model);
-    const json = {
-      input,
-      output,
-      nodesBefore: r.nodesBefore,
-      nodesAfter: r.nodesAfter,
-      opCountsBefore,
-      opCountsAfter,
-      bytesBefore,
-      bytesAfter,
-      dataFile: saved.dataFile ?? null,
-      iterations: r.iterations,
-      converged: r.converged,
-      passes: r.passes.map((x) => ({
-        name: x.name,
-        changed: x.changed,
-        runs: x.runs,
-        changedRuns: x.changedRuns,
-        counts: x.counts,
-        nodesRemoved: x.nodesRemoved,
-        notes: x.notes,
-        ms: Math.round(x.ms * 10) / 10,
-      })),
-      maxAbsDiff: cmp ? cmp.maxAbsDiff : null,
+    const opts = {
       tolerance,
-      checked: !!cmp,
-      outputs: cmp?.outputs ?? [],
+      maxIterations: intOption(p, 'max-iterations', { min: 1, max: 1000 }) ?? 10,
+      verify: !!p.values.verify,
+      check: check && {
+        seed: intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 1,
+        batch: intOption(p, 'batch', { min: 1 }) ?? 1,
+        dims: dimsOption(p),
+        shapes: shapesOption(p),
+        values: valuesOption(p),
+      },
+      ...(passes ? { passes } : {}),
+      out: outputOptions(p, output),
+      ...(io.quiet ? {} : { log: (s: string) => io.err(`optimize: ${s}\n`) }),
     };
-    const ops = [...new Set([...Object.keys(opCountsBefore), ...Object.keys(opCountsAfter)])].sort();
-    const changedOps = ops.filter((o) => opCountsBefore[o] !== opCountsAfter[o]);
-    const lines = [
-      `${input} → ${output}: ${r.nodesBefore} → ${r.nodesAfter} nodes, ${fmtBytes(bytesBefore)} → ${fmtSaved(saved)}, ${r.iterations} round${r.iterations > 1 ? 's' : ''}${r.converged ? '' : ' (iteration cap reached)'}`,
-      cmp
-        ? `max |before − after| on random inputs: ${cmp.maxAbsDiff.toExponential(2)} (tolerance ${tolerance})`
-        : 'outputs not checked (--skip-check)',
-      '',
-      table(
-        ['pass', 'changed', 'nodes removed', 'rewrites'],
-        r.passes.map((x) => [
-          x.name,
-          x.changed ? 'yes' : 'no',
-          x.nodesRemoved,
-          Object.entries(x.counts)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ') || '-',
-        ]),
-      ),
-    ];
-    if (changedOps.length)
-      lines.push(
-        '',
-        table(
-          ['op', 'before', 'after'],
-          changedOps.map((o) => [o, opCountsBefore[o] ?? 0, opCountsAfter[o] ?? 0]),
-        ),
-      );
-    const skipped = r.passes.flatMap((x) =>
-      x.notes.filter((n) => /^(Cannot|Kept|constant folding: kept)/.test(n)),
-    );
-    if (skipped.length)
-      lines.push(
-        '',
-        'Not rewritten:',
-        ...skipped.slice(0, 20).map((n) => `  ${n}`),
-        ...(skipped.length > 20 ? [`  … and ${skipped.length - 20} more`] : []),
-      );
-    return { json, text: lines.join('\n') };
+    const { optimize } = await import('../../api/optimize.js');
+    const r = await optimize(input, opts);
+    return { json: optimizeJson(input, output, r), text: optimizeText(input, output, r) };
   },
 };
+
+function optimizeJson(input: string, output: string, r: OptimizeOutcome) {
+  const d = r.report.detail;
+  return {
+    input,
+    output,
+    nodesBefore: d.nodesBefore,
+    nodesAfter: d.nodesAfter,
+    opCountsBefore: d.opCountsBefore,
+    opCountsAfter: d.opCountsAfter,
+    bytesBefore: r.bytesBefore,
+    bytesAfter: r.bytesAfter,
+    dataFile: r.saved?.dataFile ?? null,
+    iterations: d.iterations,
+    converged: d.converged,
+    passes: d.passes.map((x) => ({
+      name: x.name,
+      changed: x.changed,
+      runs: x.runs,
+      changedRuns: x.changedRuns,
+      counts: x.counts,
+      nodesRemoved: x.nodesRemoved,
+      notes: x.notes,
+      findings: x.findings,
+      ms: Math.round(x.ms * 10) / 10,
+    })),
+    maxAbsDiff: d.check ? d.check.maxAbsDiff : null,
+    tolerance: d.tolerance,
+    checked: !!d.check,
+    outputs: d.check?.outputs ?? [],
+  };
+}
+
+function optimizeText(input: string, output: string, r: OptimizeOutcome): string {
+  const d = r.report.detail;
+  const before = d.opCountsBefore;
+  const after = d.opCountsAfter;
+  const ops = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  const changedOps = ops.filter((o) => before[o] !== after[o]);
+  const lines = [
+    `${input} → ${output}: ${d.nodesBefore} → ${d.nodesAfter} nodes, ${fmtBytes(r.bytesBefore)} → ${r.saved ? fmtSaved(r.saved) : fmtBytes(r.bytesAfter)}, ${d.iterations} round${d.iterations > 1 ? 's' : ''}${d.converged ? '' : ' (iteration cap reached)'}`,
+    d.check
+      ? `max |before − after| on random inputs: ${d.check.maxAbsDiff.toExponential(2)} (tolerance ${d.tolerance})`
+      : 'outputs not checked (--skip-check)',
+    '',
+    table(
+      ['pass', 'changed', 'nodes removed', 'rewrites'],
+      d.passes.map((x) => [
+        x.name,
+        x.changed ? 'yes' : 'no',
+        x.nodesRemoved,
+        Object.entries(x.counts)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || '-',
+      ]),
+    ),
+  ];
+  if (changedOps.length)
+    lines.push(
+      '',
+      table(
+        ['op', 'before', 'after'],
+        changedOps.map((o) => [o, before[o] ?? 0, after[o] ?? 0]),
+      ),
+    );
+  const kept = r.report.notes.filter((n) => n.kind === 'kept').map((n) => n.text);
+  if (kept.length)
+    lines.push(
+      '',
+      'Not rewritten:',
+      ...kept.slice(0, 20).map((n) => `  ${n}`),
+      ...(kept.length > 20 ? [`  … and ${kept.length - 20} more`] : []),
+    );
+  return lines.join('\n');
+}

@@ -18,9 +18,7 @@ import {
 } from '../command.js';
 import { DATA_FLAGS, dataOptions } from '../dataflags.js';
 
-const QUANT_MODES = ['dynamic', 'static', 'int4', 'fp16', 'qat'] as const;
-const CALIBRATORS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
-const INT4_METHODS = ['rtn', 'gptq'] as const;
+import { CALIBRATORS, INT4_METHODS, QUANT_MODES } from '../../passes/names.js';
 
 function qatLines(q: QatDetail): string[] {
   const best = q.history.find((h) => h.epoch === q.exportedEpoch);

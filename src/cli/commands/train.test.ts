@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, encodePng, loadDataset, subset, writeNpy } from '../../data/index.js';
+import { type Dataset, encodePng, loadDataset, splitValidation, subset, writeNpy } from '../../data/index.js';
 import { evaluate } from '../../eval/evaluate.js';
 import { loadModel } from '../../onnx/index.js';
 import { main } from '../main.js';
-import { splitValidation } from './train.js';
 import { edgefit } from '../../testing/cli.js';
 import { prng, TORCH_FIXTURES } from '../../testing/fixtures.js';
 

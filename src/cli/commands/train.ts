@@ -1,58 +1,25 @@
-import {
-  DATA_FORMATS_HELP,
-  type Dataset,
-  type Split,
-  isDatasetName,
-  materialize,
-  mixSeed,
-  permutation,
-  subset,
-  take,
-} from '../../data/index.js';
+// `edgefit train --model … --data … --epochs N --out …`: flag parsing, one call of the library's train()
+// (src/api/train.ts), printing.
+import type { TrainOutcome } from '../../api/train.js';
+import { DATA_FORMATS_HELP } from '../../data/names.js';
 import { InputError } from '../../errors.js';
-import type { Model } from '../../ir/graph.js';
-import { buildModel, isModelName } from '../../models/index.js';
-import { loadModel } from '../../onnx/index.js';
-import { runPasses, TRAINING_SAFE_PASSES } from '../../passes/index.js';
-import type { ScheduleSpec } from '../../train/schedule.js';
-import { train } from '../../train/trainer.js';
 import type { OptimizerSpec } from '../../train/types.js';
 import {
   type Command,
   fmtSaved,
   intOption,
+  numberOption,
+  outputOptions,
   type Parsed,
   pct,
   SAVE_OPTIONS,
-  saveOutput,
   stringOption,
   table,
 } from '../command.js';
-import { DATA_FLAGS } from '../dataflags.js';
-import { openDataArg, resolveData } from '../datasource.js';
+import { DATA_FLAGS, dataOptions } from '../dataflags.js';
 
 const OPTIMIZERS = ['sgd', 'adamw'] as const;
 const SCHEDULES = ['constant', 'cosine', 'step'] as const;
-
-/** A finite number option (or undefined when absent). */
-function numberOption(
-  p: Parsed,
-  name: string,
-  { min = -Infinity, max = Infinity, minExclusive = false } = {},
-): number | undefined {
-  const v = p.values[name];
-  if (v === undefined) return undefined;
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-  if (!Number.isFinite(n) || n < min || n > max || (minExclusive && n === min))
-    throw new InputError(
-      'option',
-      `--${name} must be a number ${minExclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}: current value is "${String(v)}"`,
-      {
-        value: name,
-      },
-    );
-  return n;
-}
 
 function required(p: Parsed, name: string, what: string): string {
   const v = p.values[name];
@@ -61,74 +28,6 @@ function required(p: Parsed, name: string, what: string): string {
       value: name,
     });
   return v;
-}
-
-/**
- * Train / validation split of the train split: a seeded permutation of its rows, the last `valRows` of it held
- * out for validation (both parts keep the dataset's row order).
- */
-export function splitValidation(
-  ds: Dataset,
-  valRows: number,
-  seed: number,
-): { train: Dataset; val?: Dataset } {
-  if (valRows === 0) return { train: ds };
-  if (valRows >= ds.n)
-    throw new InputError(
-      'option',
-      `--val-split ${valRows} leaves no training rows (the training data has ${ds.n} rows)`,
-      { value: 'val-split' },
-    );
-  const perm = permutation(ds.n, mixSeed(seed, 0x7a1d));
-  const isVal = new Uint8Array(ds.n);
-  for (let i = ds.n - valRows; i < ds.n; i++) isVal[perm[i]!] = 1;
-  const tr: number[] = [];
-  const va: number[] = [];
-  for (let i = 0; i < ds.n; i++) (isVal[i] ? va : tr).push(i);
-  return { train: take(ds, tr), val: take(ds, va) };
-}
-
-/**
- * The training and validation data of a run: the train split (a seeded class-balanced subset with --limit), its
- * last `valSplit` rows of a seeded permutation held out (default 5,000; 10 % below 50,000 rows). In a function so
- * the full split is garbage once it is split.
- */
-function trainAndValidation(
-  full: Dataset,
-  limit: number | undefined,
-  valSplit: number | undefined,
-  seed: number,
-) {
-  if (limit !== undefined) full = subset(full, limit, seed);
-  return splitValidation(full, valSplit ?? (full.n >= 50_000 ? 5000 : Math.floor(full.n / 10)), seed);
-}
-
-/**
- * Labelled rows of `--<flag>` in memory: a built-in split, or any other data source read whole — or, with `limit`,
- * a seeded random sample of `limit` of its items, drawn before anything is read (so --limit makes a data set too
- * large for memory trainable).
- */
-async function loadLabelled(
-  p: Parsed,
-  flag: string,
-  model: Model,
-  split: Split,
-  limit: number | undefined,
-  seed: number,
-): Promise<Dataset> {
-  const spec = p.values[flag] as string;
-  if (isDatasetName(spec)) return resolveData(spec, split);
-  const src = await openDataArg(p, {
-    flag,
-    model,
-    needLabels: 'edgefit train',
-    ...(limit !== undefined ? { limit, limitSeed: seed } : {}),
-  });
-  try {
-    return await materialize(src, split);
-  } finally {
-    await src.close();
-  }
 }
 
 export const trainCommand: Command = {
@@ -267,20 +166,7 @@ export const trainCommand: Command = {
     if (epochs === undefined)
       throw new InputError('usage', '--epochs is required (see `edgefit train --help`)', { value: 'epochs' });
     const out = required(p, 'out', 'the output ONNX file');
-    const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
-    const batchSize = intOption(p, 'batch', { min: 1, max: 65536 }) ?? 64;
-    const threads = intOption(p, 'threads', { min: 1, max: 256 });
-    const limit = intOption(p, 'limit', { min: 1 });
-    const testLimit = intOption(p, 'test-limit', { min: 1 });
-    const patience = intOption(p, 'patience', { min: 0, max: 100_000 });
-    const warmup = intOption(p, 'warmup', { min: 0 }) ?? 0;
-    const stepEvery = intOption(p, 'step-every', { min: 1 }) ?? 1;
-    const gamma = numberOption(p, 'gamma', { min: 0, minExclusive: true }) ?? 0.1;
-    const scheduleKind = stringOption(p, 'schedule', SCHEDULES) ?? 'cosine';
-    const everyEpochs = intOption(p, 'checkpoint-every', { min: 1 }) ?? 1;
-    const builtin = isModelName(modelArg);
     const optName = stringOption(p, 'optimizer', OPTIMIZERS) ?? (modelArg === 'vit-t' ? 'adamw' : 'sgd');
-    const lr = numberOption(p, 'lr', { min: 0 }) ?? (optName === 'adamw' ? 1e-3 : 0.05);
     const momentum = numberOption(p, 'momentum', { min: 0, max: 1 }) ?? 0.9;
     const weightDecay = numberOption(p, 'weight-decay', { min: 0 }) ?? (optName === 'adamw' ? 0.01 : 0);
     const optimizer: OptimizerSpec =
@@ -289,103 +175,86 @@ export const trainCommand: Command = {
         : { kind: 'sgd', momentum, ...(weightDecay ? { weightDecay } : {}) };
     if (p.values.resume !== undefined) required(p, 'resume', 'a checkpoint file');
     if (p.values.checkpoint !== undefined) required(p, 'checkpoint', 'a checkpoint file');
-
-    // model: a SPEC model built with the seed, or an ONNX file (its float initializers are re-trained)
-    if (!builtin && !/\.onnx$/i.test(modelArg))
-      throw new InputError(
-        'unknown-model',
-        `--model must be mlp, cnn-s, vit-t or an .onnx file: current value is "${modelArg}"`,
-        { value: modelArg },
-      );
-    // an external graph gets the training-safe clean-up first: exporters compute slice bounds and resize scales
-    // from shapes, and gradients need them constant
-    const model: Model = builtin
-      ? buildModel(modelArg, { seed })
-      : (await runPasses(loadModel(modelArg), TRAINING_SAFE_PASSES)).model;
-
-    // data: train split (optionally a subset) → train / validation; test split for the final accuracy
-    const valSplit = intOption(p, 'val-split', { min: 0 });
-    const { train: trainData, val } = trainAndValidation(
-      await loadLabelled(p, 'data', model, 'train', limit, seed),
-      limit,
-      valSplit,
-      seed,
-    );
-    let test: Dataset | undefined =
-      p.values['test-data'] !== undefined
-        ? await loadLabelled(p, 'test-data', model, 'test', testLimit, seed)
-        : isDatasetName(dataArg)
-          ? resolveData(dataArg, 'test')
-          : undefined;
-    if (test && testLimit !== undefined) test = subset(test, testLimit, seed);
-
-    const perEpoch = Math.floor(trainData.n / batchSize) || 1;
-    const schedule: ScheduleSpec =
-      scheduleKind === 'cosine'
-        ? { kind: 'cosine', lr, warmup, totalSteps: Math.max(1, epochs * perEpoch) }
-        : scheduleKind === 'step'
-          ? { kind: 'step', lr, stepSize: stepEvery * perEpoch, gamma, warmup }
-          : { kind: 'constant', lr, warmup };
-    const checkpointPath = p.values.checkpoint as string | undefined;
-    const r = await train(model, {
-      data: trainData,
-      ...(val ? { val } : {}),
-      ...(test ? { test } : {}),
-      epochs,
-      batchSize,
-      optimizer,
-      lr: schedule,
-      seed,
-      ...(val && !p.values.last ? { keepBest: true } : {}),
-      ...(patience !== undefined
-        ? { earlyStopping: { patience, metric: val ? 'val_accuracy' : 'train_loss' } as const }
-        : {}),
-      ...(checkpointPath ? { checkpoint: { path: checkpointPath, everyEpochs } } : {}),
-      ...(p.values.resume ? { resume: p.values.resume as string } : {}),
-      ...(threads !== undefined ? { threads } : {}),
-      progress: { quiet: io.quiet, label: builtin ? modelArg : 'train' },
-      meta: { model: modelArg, data: dataArg, limit: limit ?? null, valRows: val?.n ?? 0, seed },
-    });
-    const saved = saveOutput(p, r.model, out);
-
-    const json = {
-      model: modelArg,
+    const checkpoint = p.values.checkpoint as string | undefined;
+    const testData = p.values['test-data'] as string | undefined;
+    const opts = {
       data: dataArg,
-      output: out,
-      modelBytes: saved.modelBytes,
-      dataBytes: saved.dataBytes,
-      dataFile: saved.dataFile ?? null,
+      ...(testData !== undefined ? { testData } : {}),
+      epochs,
+      seed: intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0,
+      batchSize: intOption(p, 'batch', { min: 1, max: 65536 }) ?? 64,
+      threads: intOption(p, 'threads', { min: 1, max: 256 }),
+      limit: intOption(p, 'limit', { min: 1 }),
+      testLimit: intOption(p, 'test-limit', { min: 1 }),
+      valRows: intOption(p, 'val-split', { min: 0 }),
+      patience: intOption(p, 'patience', { min: 0, max: 100_000 }),
       optimizer,
-      schedule,
-      batch: batchSize,
-      seed,
-      trainRows: trainData.n,
-      valRows: val?.n ?? 0,
-      testRows: test?.n ?? 0,
-      epochs: r.history.length,
-      epochOfModel: r.epoch,
-      ...(r.bestEpoch !== undefined ? { bestEpoch: r.bestEpoch } : {}),
-      ...(r.stopped ? { stopped: r.stopped } : {}),
-      steps: r.steps,
-      testAccuracy: r.testAccuracy ?? null,
-      seconds: r.seconds,
-      history: r.history,
+      schedule: {
+        kind: stringOption(p, 'schedule', SCHEDULES) ?? 'cosine',
+        lr: numberOption(p, 'lr', { min: 0 }) ?? (optName === 'adamw' ? 1e-3 : 0.05),
+        warmup: intOption(p, 'warmup', { min: 0 }) ?? 0,
+        stepEvery: intOption(p, 'step-every', { min: 1 }) ?? 1,
+        gamma: numberOption(p, 'gamma', { min: 0, minExclusive: true }) ?? 0.1,
+      },
+      keepBest: !p.values.last,
+      ...(checkpoint
+        ? { checkpoint: { path: checkpoint, everyEpochs: intOption(p, 'checkpoint-every', { min: 1 }) ?? 1 } }
+        : {}),
+      ...(p.values.resume ? { resume: p.values.resume as string } : {}),
+      read: dataOptions(p),
+      out: outputOptions(p, out),
+      quiet: io.quiet,
     };
-    const rows = r.history.map((h) => [
-      h.epoch,
-      h.trainLoss.toFixed(4),
-      pct(h.trainAccuracy),
-      h.valLoss !== undefined ? h.valLoss.toFixed(4) : '-',
-      h.valAccuracy !== undefined ? pct(h.valAccuracy) : '-',
-      h.lr.toPrecision(3),
-      h.seconds.toFixed(1),
-    ]);
-    const text = [
-      table(['epoch', 'train loss', 'train acc', 'val loss', 'val acc', 'lr', 'seconds'], rows),
-      '',
-      `${modelArg} on ${dataArg} (${trainData.n} train / ${val?.n ?? 0} val rows): ${test ? `test accuracy ${pct(r.testAccuracy ?? 0)} on ${test.n} rows` : 'no test data (give --test-data)'}` +
-        `, epoch ${r.epoch} weights${r.stopped === 'early-stopping' ? ' (stopped early)' : ''} → ${out} (${fmtSaved(saved)}), ${r.seconds.toFixed(1)} s`,
-    ].join('\n');
-    return { json, text };
+    const { train } = await import('../../api/train.js');
+    const r = await train(modelArg, opts);
+    return { json: trainJson(modelArg, dataArg, out, r), text: trainText(modelArg, dataArg, out, r) };
   },
 };
+
+function trainJson(model: string, data: string, output: string, r: TrainOutcome) {
+  const d = r.report.detail;
+  const t = d.result;
+  return {
+    model,
+    data,
+    output,
+    modelBytes: r.saved!.modelBytes,
+    dataBytes: r.saved!.dataBytes,
+    dataFile: r.saved?.dataFile ?? null,
+    optimizer: d.optimizer,
+    schedule: d.schedule,
+    batch: d.batch,
+    seed: d.seed,
+    trainRows: d.trainRows,
+    valRows: d.valRows,
+    testRows: r.testRows,
+    epochs: t.history.length,
+    epochOfModel: t.epoch,
+    ...(t.bestEpoch !== undefined ? { bestEpoch: t.bestEpoch } : {}),
+    ...(t.stopped ? { stopped: t.stopped } : {}),
+    steps: t.steps,
+    testAccuracy: r.testAccuracy,
+    seconds: t.seconds,
+    history: t.history,
+  };
+}
+
+function trainText(model: string, data: string, out: string, r: TrainOutcome): string {
+  const d = r.report.detail;
+  const t = d.result;
+  const rows = t.history.map((h) => [
+    h.epoch,
+    h.trainLoss.toFixed(4),
+    pct(h.trainAccuracy),
+    h.valLoss !== undefined ? h.valLoss.toFixed(4) : '-',
+    h.valAccuracy !== undefined ? pct(h.valAccuracy) : '-',
+    h.lr.toPrecision(3),
+    h.seconds.toFixed(1),
+  ]);
+  return [
+    table(['epoch', 'train loss', 'train acc', 'val loss', 'val acc', 'lr', 'seconds'], rows),
+    '',
+    `${model} on ${data} (${d.trainRows} train / ${d.valRows} val rows): ${r.testRows ? `test accuracy ${pct(r.testAccuracy ?? 0)} on ${r.testRows} rows` : 'no test data (give --test-data)'}` +
+      `, epoch ${t.epoch} weights${t.stopped === 'early-stopping' ? ' (stopped early)' : ''} → ${out} (${r.saved ? fmtSaved(r.saved) : '-'}), ${t.seconds.toFixed(1)} s`,
+  ].join('\n');
+}

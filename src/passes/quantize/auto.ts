@@ -5,6 +5,7 @@
 //      recorded as skipped).
 // Every attempt is recorded with its figures, and `stoppedBecause` says why it stopped.
 import { UnsupportedError } from '../../errors.js';
+import { holdsMaxDrop } from '../../eval/gates.js';
 import type { Model } from '../../ir/index.js';
 import type { Feeds } from './calibrate.js';
 import {
@@ -85,7 +86,7 @@ export async function autoQuantize(model: Model, options: AutoOptions): Promise<
   const q = applyStatic(m, full, ranges).model;
   const acc = await opts.score(q);
   const drop = (baseline - acc) * 100;
-  const passed = drop <= opts.maxDrop;
+  const passed = holdsMaxDrop(acc, baseline, opts.maxDrop);
   steps.push({
     method: 'static',
     status: passed ? 'passed' : 'failed',
@@ -189,7 +190,7 @@ export async function autoQuantize(model: Model, options: AutoOptions): Promise<
   }
   const qacc = await opts.score(qm);
   const qdrop = (baseline - qacc) * 100;
-  const qpassed = qdrop <= opts.maxDrop;
+  const qpassed = holdsMaxDrop(qacc, baseline, opts.maxDrop);
   steps.push({
     method: 'qat',
     status: qpassed ? 'passed' : 'failed',

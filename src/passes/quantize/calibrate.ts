@@ -13,8 +13,8 @@ import { tryInferShapes } from '../util.js';
 
 export type Feeds = Record<string, HostTensor>;
 
-export type CalibratorName = 'minmax' | 'percentile' | 'entropy' | 'mse';
-export const CALIBRATORS: readonly CalibratorName[] = ['minmax', 'percentile', 'entropy', 'mse'];
+import type { CalibratorName } from '../names.js';
+export { CALIBRATORS, type CalibratorName } from '../names.js';
 
 export interface CalibrationOptions {
   calibrator?: CalibratorName;

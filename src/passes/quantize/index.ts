@@ -26,8 +26,8 @@ export * from './sqnr.js';
 export * from './sensitivity.js';
 export * from './auto.js';
 
-export type QuantMode = 'dynamic' | 'static' | 'int4' | 'fp16' | 'qat';
-export const QUANT_MODES: readonly QuantMode[] = ['dynamic', 'static', 'int4', 'fp16', 'qat'];
+import { QUANT_MODES, type QuantMode } from '../names.js';
+export { QUANT_MODES, type QuantMode } from '../names.js';
 
 export interface QuantizeOptions
   extends StaticQuantOptions, Omit<Int4Options, keyof StaticQuantOptions>, Fp16Options, DynamicQuantOptions {

@@ -25,8 +25,8 @@ import {
 import { checkFilter, filterFor, type NodeFilter } from './select.js';
 import type { SkippedNode } from './static.js';
 
-export type Int4Method = 'rtn' | 'gptq';
-export const INT4_METHODS: readonly Int4Method[] = ['rtn', 'gptq'];
+import type { Int4Method } from '../names.js';
+export { INT4_METHODS, type Int4Method } from '../names.js';
 
 export interface Int4Options extends NodeFilter {
   method?: Int4Method;

@@ -8,6 +8,7 @@
 // SQNR) go back to float one at a time until the accuracy gate holds.
 // Accuracy is never computed here: the caller passes `score(model) → accuracy in [0, 1]` (the CLI evaluates through
 // src/eval), which keeps this engine free of the data layer.
+import { holdsMaxDrop } from '../../eval/gates.js';
 import type { Model } from '../../ir/index.js';
 import { calibrate, type Feeds, type TensorStats } from './calibrate.js';
 import { layerSqnr, outputSqnr, referenceOutputs } from './sqnr.js';
@@ -168,7 +169,7 @@ export async function mixedPrecision(
     const q = applyStatic(m, plan, ranges).model;
     const accuracy = await opts.score(q);
     const drop = (opts.baseline - accuracy) * 100;
-    const step = { floatLayers, accuracy, drop, passed: drop <= opts.maxDrop };
+    const step = { floatLayers, accuracy, drop, passed: holdsMaxDrop(accuracy, opts.baseline, opts.maxDrop) };
     steps.push(step);
     opts.onStep?.(step);
     if (step.passed) return { model: q, floatLayers, steps, passed: true };
