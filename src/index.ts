@@ -1,5 +1,5 @@
 // edgefit's public API: `import { loadModel, optimize, quantize, train, evaluate, openData, inspect } from 'edgefit'`.
-// Loading this module registers every op (shape, gradient and quantization knowledge): nothing else to import.
+// Every op's knowledge (shape, gradient, quantization) is registered when the library loads: nothing else to import.
 //
 //   const r = await quantize('cnn-s.onnx', { mode: 'static', calibData: 'fashion-mnist', data: 'fashion-mnist' });
 //   saveModel(r.model, 'cnn-s.int8.onnx');
@@ -7,7 +7,6 @@
 // The functions take a model as an IR Model or an ONNX path and data as a spec (a built-in dataset name, an image
 // folder, .npy/.npz, CSV, a manifest) or an open DataSource; each returns the model and a structured report (the
 // stage contract of src/stage, which pruning, distillation and the pipeline build on).
-import './ops/index.js';
 
 // models and files
 export type { Model, Graph, Node, Value, Tensor } from './ir/index.js';
