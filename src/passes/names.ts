@@ -20,3 +20,7 @@ export const CALIBRATORS: readonly CalibratorName[] = ['minmax', 'percentile', '
 
 export type Int4Method = 'rtn' | 'gptq';
 export const INT4_METHODS: readonly Int4Method[] = ['rtn', 'gptq'];
+
+/** Pruning importance scores (src/passes/prune/importance.ts). */
+export const IMPORTANCE_KINDS = ['l1', 'l2', 'bn', 'taylor'] as const;
+export type ImportanceKind = (typeof IMPORTANCE_KINDS)[number];

@@ -1,40 +1,24 @@
 // `edgefit prune`: flags → prune() (src/passes/prune) → the history table or JSON. `--plan` prints the dependency
 // groups and writes nothing.
-import { materialize } from '../../data/index.js';
 import { InputError } from '../../errors.js';
 import type { Model } from '../../ir/index.js';
-import { loadModel } from '../../onnx/index.js';
-import { IMPORTANCE_KINDS, planPruning, prune, type PruneData } from '../../passes/prune/index.js';
+import { IMPORTANCE_KINDS } from '../../passes/names.js';
+import type { PruneData } from '../../passes/prune/index.js';
 import type { TrainData } from '../../train/trainer.js';
 import {
   type Command,
   fmtBytes,
   fmtSaved,
   intOption,
+  numberOption,
   type Parsed,
   pct,
+  outputOptions,
   SAVE_OPTIONS,
-  saveOutput,
   stringOption,
   table,
 } from '../command.js';
-import { DATA_FLAGS } from '../dataflags.js';
-import { openDataArg } from '../datasource.js';
-
-function numberOption(p: Parsed, name: string, lo: number, hi: number): number | undefined {
-  const v = stringOption(p, name);
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!/^\s*[0-9.eE+-]+\s*$/.test(v) || !Number.isFinite(x) || x < lo || x > hi)
-    throw new InputError(
-      'option',
-      `--${name} must be a number from ${lo} to ${hi}: current value is "${v}"`,
-      {
-        value: name,
-      },
-    );
-  return x;
-}
+import { DATA_FLAGS, dataOptions } from '../dataflags.js';
 
 async function labelled(
   p: Parsed,
@@ -42,7 +26,9 @@ async function labelled(
   split: 'train' | 'test',
   limit?: number,
 ): Promise<TrainData> {
-  const src = await openDataArg(p, {
+  const { openData, materialize } = await import('../../data/index.js');
+  const src = await openData(p.values.data as string, {
+    ...dataOptions(p),
     model,
     split,
     needLabels: 'edgefit prune',
@@ -178,6 +164,9 @@ export const pruneCommand: Command = {
   ],
   async run(p, io) {
     const [input, output] = p.positionals as [string, string | undefined];
+    const { loadModel } = await import('../../onnx/index.js');
+    const { planPruning, prune } = await import('../../passes/prune/index.js');
+    const { writeOutput } = await import('../../api/common.js');
     const model = loadModel(input);
     if (p.values.plan) {
       const { groups } = planPruning(model);
@@ -205,24 +194,24 @@ export const pruneCommand: Command = {
     }
     if (!output)
       throw new InputError('usage', 'edgefit prune needs <out.onnx> (or --plan)', { value: 'prune' });
-    let minAccuracy = numberOption(p, 'min-accuracy', 0, 100);
+    let minAccuracy = numberOption(p, 'min-accuracy', { min: 0, max: 100 });
     if (minAccuracy !== undefined && minAccuracy > 1) minAccuracy /= 100;
     const depthN = intOption(p, 'depth', { min: 0 });
     const opts = {
-      ratio: numberOption(p, 'ratio', 0, 0.99),
+      ratio: numberOption(p, 'ratio', { min: 0, max: 0.99 }),
       targetBytes: intOption(p, 'target-bytes', { min: 1 }),
       targetPeakBytes: intOption(p, 'target-peak-bytes', { min: 1 }),
-      targetLatencyMs: numberOption(p, 'target-latency-ms', 1e-6, 1e9),
+      targetLatencyMs: numberOption(p, 'target-latency-ms', { min: 1e-6, max: 1e9 }),
       batch: intOption(p, 'batch', { min: 1 }),
       importance: stringOption(p, 'importance', IMPORTANCE_KINDS),
       scope: stringOption(p, 'scope', ['layer', 'global'] as const),
       minChannels: intOption(p, 'min-channels', { min: 1 }),
       roundTo: intOption(p, 'round-to', { min: 1 }),
-      heads: numberOption(p, 'heads', 0, 0.99),
+      heads: numberOption(p, 'heads', { min: 0, max: 0.99 }),
       depth: depthN,
-      step: numberOption(p, 'step', 0.001, 1),
+      step: numberOption(p, 'step', { min: 0.001, max: 1 }),
       finetuneSteps: intOption(p, 'finetune-steps', { min: 0 }),
-      lr: numberOption(p, 'lr', 0, 10),
+      lr: numberOption(p, 'lr', { min: 0, max: 10 }),
       minAccuracy,
       threads: intOption(p, 'threads', { min: 1 }),
       seed: intOption(p, 'seed', { min: 0 }),
@@ -242,7 +231,7 @@ export const pruneCommand: Command = {
         value: 'data',
       });
     const { model: pruned, report } = await prune(model, opts, data);
-    const saved = saveOutput(p, pruned, output);
+    const saved = writeOutput(pruned, outputOptions(p, output));
     const r = report;
     const rows = r.steps.map((s) => [
       s.step,

@@ -11,8 +11,8 @@ import type { HostTensor } from '../../runtime/index.js';
 import { createGradientRunner } from '../../train/step.js';
 import type { DependencyGraph, PruneGroup, SliceMember } from './deps.js';
 
-export const IMPORTANCE_KINDS = ['l1', 'l2', 'bn', 'taylor'] as const;
-export type ImportanceKind = (typeof IMPORTANCE_KINDS)[number];
+import type { ImportanceKind } from '../names.js';
+export { IMPORTANCE_KINDS, type ImportanceKind } from '../names.js';
 
 /** Labelled batches for data-driven importance. */
 export interface CalibrationData extends BatchSource {}
