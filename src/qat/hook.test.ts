@@ -26,7 +26,7 @@ describe('QAT step of --auto', () => {
       epochs: 1,
       optimizer: { kind: 'sgd', momentum: 0.9 },
       lr: 0.05,
-      threads: 1,
+      run: { threads: 1 },
     });
 
     // a gate the PTQ steps cannot pass: every model but QAT's scores 0 (the float model scores for real)

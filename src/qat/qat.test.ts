@@ -27,7 +27,7 @@ describe('quantization-aware training', () => {
       optimizer: { kind: 'sgd', momentum: 0.9 },
       lr: 0.05,
       seed: 1,
-      threads: 1,
+      run: { threads: 1 },
     });
     const { model: base } = await prepareForQat(fp.model);
     const fp32 = (await evaluate(base, testSub, { threads: 1 })).accuracy;

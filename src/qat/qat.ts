@@ -253,18 +253,19 @@ export async function quantizeAwareTrain(model: Model, opts: QatOptions): Promis
   const epochs = opts.epochs ?? 1;
   const tr = await train(fq, {
     data: opts.data,
-    ...(opts.val ? { val: opts.val, keepBest: true } : {}),
+    ...(opts.val ? { val: opts.val, selection: { keepBest: true } } : {}),
     epochs,
     batchSize: opts.batchSize ?? 64,
     optimizer: opts.optimizer ?? { kind: 'sgd', momentum: 0.9 },
     lr: opts.lr ?? { kind: 'cosine', lr: 0.005 },
     seed: opts.seed ?? 0,
-    trainable: (name) => trainable.has(name),
-    inputName,
-    threads: opts.threads,
-    ...(opts.log ? { log: opts.log } : {}),
-    ...(opts.progress ? { progress: { label: 'qat', ...opts.progress } } : {}),
-    ...(opts.onEpochEnd ? { onEpochEnd: opts.onEpochEnd } : {}),
+    step: { trainable: (name) => trainable.has(name), inputName },
+    run: {
+      threads: opts.threads,
+      ...(opts.log ? { log: opts.log } : {}),
+      ...(opts.progress ? { progress: { label: 'qat', ...opts.progress } } : {}),
+    },
+    ...(opts.onEpochEnd ? { hooks: { onEpochEnd: opts.onEpochEnd } } : {}),
   });
   let trained = tr.model;
   let epoch = tr.epoch;

@@ -78,16 +78,24 @@ export function trainStage(o: TrainStageOptions): Stage<TrainDetail> {
         optimizer: o.optimizer,
         lr: schedule,
         seed: ctx.seed,
-        ...(val && (o.keepBest ?? true) ? { keepBest: true } : {}),
-        ...(o.patience !== undefined
-          ? { earlyStopping: { patience: o.patience, metric: val ? 'val_accuracy' : 'train_loss' } as const }
-          : {}),
-        ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
-        ...(o.resume ? { resume: o.resume } : {}),
-        ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
-        progress: { quiet: ctx.quiet, label: o.label ?? 'train' },
-        log: ctx.log,
-        meta: { ...(o.meta ?? {}), valRows: val?.n ?? 0, seed: ctx.seed },
+        selection: {
+          ...(val && (o.keepBest ?? true) ? { keepBest: true } : {}),
+          ...(o.patience !== undefined
+            ? {
+                earlyStopping: { patience: o.patience, metric: val ? 'val_accuracy' : 'train_loss' } as const,
+              }
+            : {}),
+        },
+        checkpoint: {
+          ...(o.checkpoint ?? {}),
+          ...(o.resume ? { resume: o.resume } : {}),
+          meta: { ...(o.meta ?? {}), valRows: val?.n ?? 0, seed: ctx.seed },
+        },
+        run: {
+          ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+          progress: { quiet: ctx.quiet, label: o.label ?? 'train' },
+          log: ctx.log,
+        },
       });
       const { model: trained, ...result } = r;
       const last = r.history[r.history.length - 1];

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, loadDataset, subset } from '../data/index.js';
+import { type Dataset, fromDataset, loadDataset, subset, writeNpy } from '../data/index.js';
+import { openData } from '../data/open.js';
 import { InputError } from '../errors.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { Model } from '../ir/graph.js';
@@ -58,7 +59,7 @@ describe('trainer', () => {
       optimizer: sgd,
       lr: { kind: 'cosine', lr: 0.05, warmup: 3 },
       seed: 5,
-      threads: 1,
+      run: { threads: 1 },
     };
     const full = await train(model, base);
     assert.equal(full.history.length, 2);
@@ -70,9 +71,11 @@ describe('trainer', () => {
     const first = await train(model, {
       ...base,
       checkpoint: { path, everyEpochs: 1 },
-      onEpochEnd: () => {
-        epochsSeen++;
-        return { stop: true }; // "interrupted" after epoch 1
+      hooks: {
+        onEpochEnd: () => {
+          epochsSeen++;
+          return { stop: true }; // "interrupted" after epoch 1
+        },
       },
     });
     assert.equal(epochsSeen, 1);
@@ -81,7 +84,7 @@ describe('trainer', () => {
     assert.deepEqual([c.position.epoch, c.position.batch, c.position.step], [1, 0, 8]);
     assert.equal(c.position.history.length, 1);
 
-    const resumed = await train(model, { ...base, resume: path });
+    const resumed = await train(model, { ...base, checkpoint: { resume: path } });
     assertSameWeights(resumed.model, full.model, 'resumed vs uninterrupted');
     assert.equal(resumed.steps, 16);
     assert.deepEqual(
@@ -90,7 +93,7 @@ describe('trainer', () => {
     );
     // a checkpoint from other settings is refused, with a message naming them
     await assert.rejects(
-      train(model, { ...base, seed: 6, resume: path }),
+      train(model, { ...base, seed: 6, checkpoint: { resume: path } }),
       (e: unknown) => e instanceof InputError && /seed 5/.test(e.message),
     );
   });
@@ -105,10 +108,10 @@ describe('trainer', () => {
       optimizer: sgd,
       lr: 0.05,
       seed: 9,
-      threads: 1,
+      run: { threads: 1 },
     };
     const steps: number[] = [];
-    const full = await train(model, { ...base, onStepEnd: (s) => void steps.push(s.step) });
+    const full = await train(model, { ...base, hooks: { onStepEnd: (s) => void steps.push(s.step) } });
     assert.deepEqual(
       steps,
       Array.from({ length: 16 }, (_, i) => i + 1),
@@ -119,15 +122,17 @@ describe('trainer', () => {
       train(model, {
         ...base,
         checkpoint: { path, everySteps: 3 },
-        onStepEnd: (s) => {
-          if (s.step === 11) throw new Error('simulated crash');
+        hooks: {
+          onStepEnd: (s) => {
+            if (s.step === 11) throw new Error('simulated crash');
+          },
         },
       }),
       /simulated crash/,
     );
     const c = loadCheckpoint(path);
     assert.deepEqual([c.position.epoch, c.position.batch, c.position.step], [1, 1, 9]); // the step-9 checkpoint
-    const resumed = await train(model, { ...base, resume: path });
+    const resumed = await train(model, { ...base, checkpoint: { resume: path } });
     assertSameWeights(resumed.model, full.model, 'resumed mid-epoch vs uninterrupted');
     assert.equal(resumed.history[1]!.trainLoss, full.history[1]!.trainLoss);
     assert.deepEqual(
@@ -152,11 +157,13 @@ describe('trainer', () => {
       optimizer: sgd,
       lr: 0.05,
       seed: 0,
-      threads: 1,
-      keepBest: true,
-      extraInputs: (idx) => {
-        extraCalls.push(idx.length);
-        return {};
+      run: { threads: 1 },
+      selection: { keepBest: true },
+      hooks: {
+        extraInputs: (idx) => {
+          extraCalls.push(idx.length);
+          return {};
+        },
       },
     });
     assert.ok(untrained.accuracy < 0.25, `untrained ${untrained.accuracy}`);
@@ -194,16 +201,18 @@ describe('trainer', () => {
       epochs: 2,
       optimizer: sgd,
       lr: 0.05,
-      threads: 1,
+      run: { threads: 1 },
       loss: { kind: 'distill', temperature: 2, alpha: 0.7 },
-      extraInputs: (idx, batch) => {
-        const t = new Float32Array(idx.length * 10);
-        for (let i = 0; i < idx.length; i++) {
-          assert.equal(batch.y[i], data.y[idx[i]!]); // indices name the rows of the batch
-          t.set(teacher.subarray(idx[i]! * 10, idx[i]! * 10 + 10), i * 10);
-          checked++;
-        }
-        return { teacher_logits: { dtype: 'float32', dims: [idx.length, 10], data: t } };
+      hooks: {
+        extraInputs: (idx, batch) => {
+          const t = new Float32Array(idx.length * 10);
+          for (let i = 0; i < idx.length; i++) {
+            assert.equal(batch.y[i], data.y[idx[i]!]); // indices name the rows of the batch
+            t.set(teacher.subarray(idx[i]! * 10, idx[i]! * 10 + 10), i * 10);
+            checked++;
+          }
+          return { teacher_logits: { dtype: 'float32', dims: [idx.length, 10], data: t } };
+        },
       },
     });
     assert.equal(checked, 2 * 16 * 64);
@@ -223,9 +232,8 @@ describe('trainer', () => {
       batchSize: 64,
       optimizer: sgd,
       lr: 0,
-      threads: 1,
-      keepBest: true,
-      earlyStopping: { patience: 2, metric: 'val_loss' },
+      run: { threads: 1 },
+      selection: { keepBest: true, earlyStopping: { patience: 2, metric: 'val_loss' } },
     });
     assert.equal(r.stopped, 'early-stopping');
     assert.equal(r.history.length, 3);
@@ -240,8 +248,8 @@ describe('trainer', () => {
       batchSize: 64,
       optimizer: sgd,
       lr: 1e-4,
-      threads: 1,
-      earlyStopping: { patience: 1, minDelta: 0.5, metric: 'val_accuracy' },
+      run: { threads: 1 },
+      selection: { earlyStopping: { patience: 1, minDelta: 0.5, metric: 'val_accuracy' } },
     });
     assert.equal(slow.stopped, 'early-stopping');
     assert.equal(slow.history.length, 2);
@@ -250,16 +258,51 @@ describe('trainer', () => {
   test('bad options are input errors before any work; nothing is written', async () => {
     const data = subset(trainAll, 128, 9);
     const model = buildModel('mlp', { seed: 0 });
-    const base: TrainOptions = { data, epochs: 1, optimizer: sgd, lr: 0.05, threads: 1 };
+    const base: TrainOptions = { data, epochs: 1, optimizer: sgd, lr: 0.05, run: { threads: 1 } };
     const path = join(dir, 'never.ckpt');
     await assert.rejects(train(model, { ...base, batchSize: 0 }), InputError);
     await assert.rejects(train(model, { ...base, epochs: 1.5 }), InputError);
     await assert.rejects(train(model, { ...base, lr: { kind: 'step', lr: 0.1, stepSize: 0 } }), InputError);
     await assert.rejects(
-      train(model, { ...base, keepBest: { metric: 'val_accuracy' }, checkpoint: { path } }),
+      train(model, { ...base, selection: { keepBest: { metric: 'val_accuracy' } }, checkpoint: { path } }),
       /needs validation data/,
     );
-    await assert.rejects(train(model, { ...base, resume: join(dir, 'missing.ckpt') }), /does not exist/);
+    await assert.rejects(
+      train(model, { ...base, checkpoint: { resume: join(dir, 'missing.ckpt') } }),
+      /does not exist/,
+    );
     assert.ok(!existsSync(path));
+  });
+
+  test('a DataSource trains exactly as its rows in memory (an .npy file read whole, validation from a source too)', async () => {
+    const data = subset(trainAll, 256, 12);
+    const val = subset(testAll, 100, 13);
+    const model = buildModel('mlp', { seed: 5 });
+    const opts = { epochs: 1, batchSize: 32, optimizer: sgd, lr: 0.05, seed: 3, run: { threads: 1 } };
+    const mem = await train(model, { ...opts, data, val, selection: { keepBest: true } });
+    const x = join(dir, 'x.npy');
+    const y = join(dir, 'y.npy');
+    writeNpy(x, { dtype: 'float32', shape: [data.n, 1, 28, 28], data: data.x });
+    writeNpy(y, { dtype: 'int64', shape: [data.n], data: data.y });
+    const src = await openData(x, { labels: y, model });
+    const vsrc = fromDataset(val, { model, name: 'val' });
+    try {
+      const fromSource = await train(model, { ...opts, data: src, val: vsrc, selection: { keepBest: true } });
+      assertSameWeights(fromSource.model, mem.model, 'DataSource vs in-memory rows');
+      assert.deepEqual(
+        fromSource.history.map((h) => [h.trainLoss, h.valAccuracy]),
+        mem.history.map((h) => [h.trainLoss, h.valAccuracy]),
+      );
+    } finally {
+      await src.close();
+      await vsrc.close();
+    }
+    // unlabelled data cannot train
+    const unlabelled = await openData(x, { model });
+    try {
+      await assert.rejects(train(model, { ...opts, data: unlabelled }), /needs labels/);
+    } finally {
+      await unlabelled.close();
+    }
   });
 });

@@ -9,6 +9,9 @@
 // sums, so resuming gives the same weights, bit for bit, as a run that was never interrupted (same seed, data,
 // options and ORT thread count).
 import { type BatchSource, epochOrder, numBatches, batches } from '../data/batch.js';
+import { materialize } from '../data/materialize.js';
+import { isDataSource, type DataSource } from '../data/source.js';
+import type { Split } from '../data/types.js';
 import { DataError, InputError } from '../errors.js';
 import { type EvalResult, evaluate } from '../eval/evaluate.js';
 import type { Model } from '../ir/graph.js';
@@ -70,12 +73,109 @@ export interface EpochInfo {
 /** Return `{ stop: true }` (or `true`) from onEpochEnd to end training after this epoch. */
 export type EpochVerdict = void | boolean | { stop?: boolean };
 
+/** Labelled rows the trainer takes: in memory, or a DataSource (read into memory: shuffled epochs need random access). */
+export type TrainInput = TrainData | DataSource;
+
 export interface TrainOptions {
+  /**
+   * Training rows: in memory (a Dataset) or any labelled DataSource with one float32 input, read into memory once
+   * (at most MAX_IN_MEMORY_BYTES, 4 GiB: every epoch shuffles the rows by random access).
+   */
+  data: TrainInput;
+  /** Validated after every epoch through ORT on the exported model (a DataSource is read into memory too). */
+  val?: TrainInput;
+  /** Evaluated once at the end (evaluate(), which reads a DataSource lazily): testAccuracy and the full EvalResult. */
+  test?: TrainInput;
+  /** Total epochs of the run (a resumed run continues up to this number). */
+  epochs: number;
+  /** Default 64. */
+  batchSize?: number;
+  /** Drop a last partial batch (default true, like the PyTorch reference; ignored when data has < batchSize rows). */
+  dropLast?: boolean;
+  /** Shuffling seed (epoch e uses epochOrder(n, seed, e)) and Dropout seed of the step graph. Default 0. */
+  seed?: number;
+  optimizer: OptimizerSpec;
+  /** A number (constant), a schedule spec, or a function of the global step. */
+  lr: LrSchedule;
+  /** Default { kind: 'cross-entropy' }. */
+  loss?: LossSpec;
+  /** Which epoch's weights come back, and when to stop early. */
+  selection?: {
+    /** Keep the weights of the best epoch (by `metric`: default val_accuracy, or train_loss without `val`). */
+    keepBest?: boolean | { metric?: Metric };
+    /** Stop after `patience` epochs in a row that do not improve `metric` by more than `minDelta` (default 0). */
+    earlyStopping?: { patience: number; minDelta?: number; metric?: Metric };
+  };
+  /** Checkpoints: saved to `path` every `everyEpochs` epochs (default 1) and/or `everySteps` steps, and at the end. */
+  checkpoint?: {
+    path?: string;
+    everyEpochs?: number;
+    everySteps?: number;
+    /** Continue from a checkpoint (a path, or a decoded one). */
+    resume?: string | Checkpoint;
+    /** Recorded in checkpoints (model name, command line, …). */
+    meta?: Record<string, unknown>;
+  };
+  /** What pruning / QAT / distillation plug in: step and epoch callbacks, extra per-batch inputs. */
+  hooks?: {
+    onStepEnd?: (info: StepInfo) => void | Promise<void>;
+    onEpochEnd?: (info: EpochInfo) => EpochVerdict | Promise<EpochVerdict>;
+    /**
+     * Extra graph inputs for a batch, by dataset row indices (e.g. { teacher_logits } for distillation, { target }
+     * for mse). `batch` arrays are reused by the next step: copy what you keep.
+     */
+    extraInputs?: (
+      indices: Uint32Array,
+      batch: { x: Float32Array; y: BigInt64Array; n: number },
+    ) => Record<string, HostTensor> | Promise<Record<string, HostTensor>>;
+  };
+  /** The train-step graph (createTrainStep's options), or a ready runner for `model` (then neither created nor released). */
+  step?: {
+    trainable?: TrainStepOptions['trainable'];
+    gradClipNorm?: number;
+    inputName?: string;
+    outputName?: string;
+    runner?: TrainStepRunner;
+  };
+  /** ORT threads, a progress bar on stderr (default none), one log line per epoch. */
+  run?: {
+    threads?: number;
+    progress?: ProgressOptions & { label?: string };
+    log?: (line: string) => void;
+  };
+}
+
+/** Rows in memory: a DataSource is read whole (capped at MAX_IN_MEMORY_BYTES). */
+async function inMemory(d: TrainInput, split: Split): Promise<TrainData> {
+  return isDataSource(d) ? materialize(d, split) : d;
+}
+
+/** TrainOptions as the loop reads them. */
+async function resolveOptions(o: TrainOptions): Promise<FlatOptions> {
+  const { selection, checkpoint, hooks, step, run, data, val, test, ...rest } = o;
+  const { resume, meta, ...ck } = checkpoint ?? {};
+  return {
+    ...rest,
+    data: await inMemory(data, 'train'),
+    ...(val ? { val: await inMemory(val, 'train') } : {}),
+    ...(test ? { test } : {}),
+    ...(selection ?? {}),
+    ...(ck.path !== undefined ? { checkpoint: { ...ck, path: ck.path } } : {}),
+    ...(resume !== undefined ? { resume } : {}),
+    ...(meta !== undefined ? { meta } : {}),
+    ...(hooks ?? {}),
+    ...(step ?? {}),
+    ...(run ?? {}),
+  };
+}
+
+/** The options as the loop reads them (TrainOptions resolved: groups flattened, data in memory). */
+interface FlatOptions {
   data: TrainData;
   /** Validated after every epoch through ORT on the exported model. */
   val?: TrainData;
   /** Evaluated once at the end (evaluate()): testAccuracy and the full EvalResult. */
-  test?: TrainData;
+  test?: TrainData | DataSource;
   /** Total epochs of the run (a resumed run continues up to this number). */
   epochs: number;
   /** Default 64. */
@@ -314,8 +414,9 @@ function sameShapes(a: Record<string, HostTensor>, b: Record<string, HostTensor>
 }
 
 /** Train `model` (not modified) for `opts.epochs` epochs. */
-export async function train(model: Model, opts: TrainOptions): Promise<TrainResult> {
+export async function train(model: Model, options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
+  const opts = await resolveOptions(options);
   const data = opts.data;
   checkInt(opts.epochs, 'epochs', 0);
   const batchSize = opts.batchSize ?? 64;

@@ -283,7 +283,7 @@ export async function prune(
         optimizer: opts.optimizer ?? { kind: 'sgd', momentum: 0.9 },
         lr: { kind: 'cosine', lr: opts.lr ?? 0.01 },
         seed: (opts.seed ?? 0) + k,
-        threads: opts.threads,
+        run: { threads: opts.threads },
       });
       next = t.model;
     }
