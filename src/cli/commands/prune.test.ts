@@ -46,6 +46,37 @@ describe('edgefit prune', () => {
     assert.ok(j.bytesAfter <= 600000 && j.steps.length > 2);
   });
 
+  it('--heads 0.5 --depth 1 on vit-t: half the heads and one residual block go', async () => {
+    const vit = join(dir, 'vit-t.onnx');
+    saveModel(buildModel('vit-t', { seed: 2 }), vit);
+    const out = join(dir, 'vit-small.onnx');
+    const r = edgefit(
+      'prune',
+      vit,
+      out,
+      '--heads',
+      '0.5',
+      '--depth',
+      '1',
+      '--ratio',
+      '0',
+      '--json',
+      '--quiet',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json();
+    assert.deepEqual(
+      j.heads.blocks.map((b: { kept: number[] }) => b.kept.length),
+      [2, 2],
+    );
+    assert.equal(j.depth.dropped.length, 1);
+    assert.ok(j.paramsAfter < j.paramsBefore);
+    const y = await runModel(out, {
+      input: { dtype: 'float32', dims: [2, 1, 28, 28], data: new Float32Array(2 * 784) },
+    });
+    assert.deepEqual(y.logits!.dims, [2, 10]);
+  });
+
   it('bad input: exit 2 naming the flag; --finetune-steps without --data', () => {
     let r = edgefit('prune', input, join(dir, 'x.onnx'), '--ratio', '1.5');
     assert.equal(r.code, 2);
