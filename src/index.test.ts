@@ -54,6 +54,8 @@ test('package.json exports a typed entry that plain Node imports', () => {
     'evaluate',
     'openData',
     'inspect',
+    'prune',
+    'planPruning',
   ])
     assert.match(d, new RegExp(`\\b${name}\\b`), name);
 });

@@ -31,6 +31,8 @@ export {
   type EvaluateOutcome,
   type InspectOutcome,
 } from './api/evaluate.js';
+export { prune, planPruning, type PruneApiOptions, type PruneOutcome } from './api/prune.js';
+export type { PruneReport, PruneStep, GroupReport } from './passes/prune/index.js';
 export type { ModelArg, DataArg, DataReadOptions, OutputOptions, SavedModel } from './api/common.js';
 
 // data

@@ -51,3 +51,4 @@ export {
   type Measures,
   type ClassLimits,
 } from '../eval/gates.js';
+export { pruneStage, resolvePruneOptions, type PruneStageOptions, type PruneStageReport } from './prune.js';

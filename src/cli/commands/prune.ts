@@ -1,17 +1,13 @@
 // `edgefit prune`: flags → prune() (src/passes/prune) → the history table or JSON. `--plan` prints the dependency
 // groups and writes nothing.
 import { InputError } from '../../errors.js';
-import type { Model } from '../../ir/index.js';
 import { IMPORTANCE_KINDS } from '../../passes/names.js';
-import type { PruneData } from '../../passes/prune/index.js';
-import type { TrainData } from '../../train/trainer.js';
 import {
   type Command,
   fmtBytes,
   fmtSaved,
   intOption,
   numberOption,
-  type Parsed,
   pct,
   outputOptions,
   SAVE_OPTIONS,
@@ -19,27 +15,6 @@ import {
   table,
 } from '../command.js';
 import { DATA_FLAGS, dataOptions } from '../dataflags.js';
-
-async function labelled(
-  p: Parsed,
-  model: Model,
-  split: 'train' | 'test',
-  limit?: number,
-): Promise<TrainData> {
-  const { openData, materialize } = await import('../../data/index.js');
-  const src = await openData(p.values.data as string, {
-    ...dataOptions(p),
-    model,
-    split,
-    needLabels: 'edgefit prune',
-    ...(limit !== undefined ? { limit, limitSeed: 0 } : {}),
-  });
-  try {
-    return await materialize(src, split);
-  } finally {
-    await src.close();
-  }
-}
 
 export const pruneCommand: Command = {
   name: 'prune',
@@ -164,12 +139,9 @@ export const pruneCommand: Command = {
   ],
   async run(p, io) {
     const [input, output] = p.positionals as [string, string | undefined];
-    const { loadModel } = await import('../../onnx/index.js');
-    const { planPruning, prune } = await import('../../passes/prune/index.js');
-    const { writeOutput } = await import('../../api/common.js');
-    const model = loadModel(input);
+    const { planPruning, prune } = await import('../../api/prune.js');
     if (p.values.plan) {
-      const { groups } = planPruning(model);
+      const { groups } = planPruning(input);
       const prunable = groups.filter((g) => g.prunable);
       return {
         json: {
@@ -217,21 +189,28 @@ export const pruneCommand: Command = {
       seed: intOption(p, 'seed', { min: 0 }),
       log: io.quiet ? undefined : (l: string) => io.err(`${l}\n`),
     };
-    const data: PruneData = {};
-    if (typeof p.values.data === 'string') {
-      const trainLimit = intOption(p, 'train-limit', { min: 1 });
-      data.train = await labelled(p, model, 'train', trainLimit);
-      data.val = await labelled(p, model, 'test', intOption(p, 'eval-limit', { min: 1 }) ?? 2000);
-    } else if (
-      (opts.finetuneSteps ?? 0) > 0 ||
-      opts.minAccuracy !== undefined ||
-      opts.importance === 'taylor'
+    if (
+      typeof p.values.data !== 'string' &&
+      ((opts.finetuneSteps ?? 0) > 0 || opts.minAccuracy !== undefined || opts.importance === 'taylor')
     )
       throw new InputError('usage', '--finetune-steps, --min-accuracy and --importance taylor need --data', {
         value: 'data',
       });
-    const { model: pruned, report } = await prune(model, opts, data);
-    const saved = writeOutput(pruned, outputOptions(p, output));
+    const trainLimit = intOption(p, 'train-limit', { min: 1 });
+    const out = await prune(input, {
+      ...opts,
+      ...(typeof p.values.data === 'string'
+        ? {
+            data: p.values.data,
+            evalLimit: intOption(p, 'eval-limit', { min: 1 }) ?? 2000,
+            read: dataOptions(p),
+          }
+        : {}),
+      ...(trainLimit !== undefined ? { trainLimit } : {}),
+      out: outputOptions(p, output),
+    });
+    const saved = out.saved!;
+    const report = out.report.detail;
     const r = report;
     const rows = r.steps.map((s) => [
       s.step,
@@ -248,6 +227,7 @@ export const pruneCommand: Command = {
         input,
         output,
         ...r,
+        gates: out.report.gates,
         dataFile: saved.dataFile ?? null,
       },
       text: [
