@@ -25,6 +25,18 @@ export type WorkerArgs =
       warmup: number;
       /** Item shape (default [1, 28, 28]). */
       shape?: number[];
+    }
+  | {
+      /** Several model files timed back to back in this process: `rounds` rounds, each timing every file in turn
+       * (median of `reps` runs); per file the minimum of its round medians. Input [batch, ...shape] ~ N(0, 1). */
+      bench: 'infer-files';
+      paths: string[];
+      shape: number[];
+      batch: number;
+      threads: number;
+      reps: number;
+      rounds: number;
+      warmup: number;
     };
 
 /** SPEC training for the timing benchmark: SGD lr 0.05 momentum 0.9 (mlp, cnn-s), AdamW lr 1e-3 wd 0.01 (vit-t). */
@@ -100,8 +112,38 @@ async function inferFile(a: Extract<WorkerArgs, { bench: 'infer-file' }>): Promi
   return median(times);
 }
 
+/** `infer-files`: per path, the minimum over the rounds of the median of `reps` runs (interleaved). */
+async function inferFiles(a: Extract<WorkerArgs, { bench: 'infer-files' }>): Promise<number[]> {
+  const sessions = [];
+  for (const p of a.paths) sessions.push(await Session.create(p, { threads: a.threads, label: p }));
+  const x = randomFloat([a.batch, ...a.shape], 1, 1);
+  const best = a.paths.map(() => Infinity);
+  try {
+    for (const s of sessions) for (let i = 0; i < a.warmup; i++) await s.run({ [s.inputNames[0]!]: x });
+    for (let r = 0; r < a.rounds; r++)
+      for (let k = 0; k < sessions.length; k++) {
+        const s = sessions[k]!;
+        const feeds = { [s.inputNames[0]!]: x };
+        const times: number[] = [];
+        for (let i = 0; i < a.reps; i++) {
+          const t0 = performance.now();
+          await s.run(feeds);
+          times.push(performance.now() - t0);
+        }
+        best[k] = Math.min(best[k]!, median(times));
+      }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+
 if (process.argv[1]?.endsWith('worker.ts')) {
   const a = JSON.parse(process.argv[2]!) as WorkerArgs;
+  if (a.bench === 'infer-files') {
+    process.stdout.write(`${JSON.stringify({ median_ms: await inferFiles(a) })}\n`);
+    process.exit(0);
+  }
   const ms =
     a.bench === 'infer' ? await infer(a) : a.bench === 'infer-file' ? await inferFile(a) : await trainStep(a);
   process.stdout.write(`${JSON.stringify({ median_ms: ms })}\n`);

@@ -88,6 +88,7 @@ registerAll(Object.keys(UNARY), (t) => ({
   prune: ['LpNormalization', 'MeanVarianceNormalization', 'LRN', 'Trilu'].includes(t)
     ? undefined
     : prunePass(),
+  ...(t === 'Sigmoid' || t === 'LeakyRelu' ? { quantQLinear: { op: `QLinear${t}`, inputs: [0] } } : {}),
   infer: same,
   grad: unaryGrad(t),
   value:
@@ -215,6 +216,7 @@ for (const [t, since] of [
     type: t,
     sinceVersion: since,
     sameDtype: 'all',
+    ...(t === 'Add' || t === 'Mul' ? { quantQLinear: { op: `QLinear${t}`, inputs: [0, 1] } } : {}),
     grad: binaryGrad(t),
     prune: pruneElementwise,
     infer: (n, ctx) => {

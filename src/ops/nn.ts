@@ -253,6 +253,7 @@ register({
   type: 'AveragePool',
   prune: prunePass(),
   sinceVersion: [1, 7, 10, 11, 19, 22],
+  quantQLinear: { op: 'QLinearAveragePool', inputs: [0] },
   grad: averagePoolGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
@@ -274,7 +275,9 @@ for (const t of ['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']) {
   register({
     type: t,
     sinceVersion: [1, 2, 22],
-    ...(t === 'GlobalAveragePool' ? { grad: globalAveragePoolGrad } : {}),
+    ...(t === 'GlobalAveragePool'
+      ? { grad: globalAveragePoolGrad, quantQLinear: { op: 'QLinearGlobalAveragePool', inputs: [0] } }
+      : {}),
     prune: prunePass(),
     infer: (node, ctx) => {
       const x = ctx.inputType(0);

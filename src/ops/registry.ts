@@ -189,6 +189,12 @@ export interface OpEntry {
   quantPassThrough?: number;
   /** ORT folds this activation into the quantization of its producer's output (Relu, Clip(0, 6)). */
   quantFusedActivation?: boolean;
+  /**
+   * ORT 1.30 replaces DQ → op → Q by this integer kernel (`com.microsoft` QLinearAdd, QLinearSigmoid, QLinearConcat,
+   * …) when the activation inputs `inputs` (or every input: 'all') are dequantized and the output is quantized.
+   * The static quantizer's placement rules (src/passes/quantize/placement) read it.
+   */
+  quantQLinear?: { op: string; inputs: number[] | 'all' };
 }
 
 // The table (src/ops/table.ts) is filled by the op families; this module's readers get it complete.

@@ -260,6 +260,7 @@ register({
   type: 'Concat',
   prune: pruneConcat,
   sinceVersion: [1, 4, 11, 13],
+  quantQLinear: { op: 'QLinearConcat', inputs: 'all' },
   grad: concatGrad,
   sameDtype: 'all',
   infer: (node, ctx) => {
@@ -457,6 +458,7 @@ export function sliceLen(d: Dim, start: number, end: number, step: number): Dim 
 register({
   type: 'Slice',
   sinceVersion: [1, 10, 11, 13],
+  quantPassThrough: 0,
   grad: sliceGrad,
   check: (n, ins) =>
     ins[1] && ins[2] && ins[1].dtype !== ins[2].dtype
@@ -920,6 +922,7 @@ register({
   type: 'Resize',
   prune: prunePass(0),
   sinceVersion: [10, 11, 13, 18, 19],
+  quantPassThrough: 0,
   grad: resizeGrad,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);

@@ -89,3 +89,129 @@ export async function profileModel(
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Where a quantized model loses, by family of kernel (issue 17): the families an INT8 profile of a mobile
+ * architecture splits into. Order = print order.
+ */
+export const PROFILE_FAMILIES = [
+  'int8 conv/gemm',
+  'float conv/gemm',
+  'conv-transpose',
+  'int8 elementwise (QLinearAdd/Mul/Sigmoid/…)',
+  'float activations (SiLU/Sigmoid/HardSwish/…)',
+  'float elementwise (SE Mul, residual Add)',
+  'channel shuffle / concat (Reshape/Transpose/Split/Concat/Slice)',
+  'batchnorm (not folded)',
+  'pooling / ReduceMean',
+  'resize / upsample',
+  'layout (NHWC Transposes, NCHWc reorders)',
+  'quantize / dequantize',
+  'other',
+] as const;
+export type ProfileFamily = (typeof PROFILE_FAMILIES)[number];
+
+const FAMILY_OF_OP: Record<string, ProfileFamily> = {};
+const put = (f: ProfileFamily, ops: string[]) => ops.forEach((o) => (FAMILY_OF_OP[o] = f));
+put('int8 conv/gemm', [
+  'QLinearConv',
+  'QGemm',
+  'QLinearMatMul',
+  'MatMulInteger',
+  'ConvInteger',
+  'MatMulIntegerToFloat',
+  'DynamicQuantizeMatMul',
+  'MatMulNBits',
+]);
+put('float conv/gemm', ['Conv', 'FusedConv', 'NhwcFusedConv', 'Gemm', 'FusedGemm', 'MatMul', 'FusedMatMul']);
+put('conv-transpose', ['ConvTranspose', 'QLinearConvTranspose']);
+put('int8 elementwise (QLinearAdd/Mul/Sigmoid/…)', [
+  'QLinearAdd',
+  'QLinearMul',
+  'QLinearSigmoid',
+  'QLinearLeakyRelu',
+  'QLinearSoftmax',
+  'QLinearWhere',
+]);
+put('float activations (SiLU/Sigmoid/HardSwish/…)', [
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Relu',
+  'Clip',
+  'LeakyRelu',
+  'Tanh',
+  'Erf',
+  'Gelu',
+  'QuickGelu',
+  'Softmax',
+]);
+put('float elementwise (SE Mul, residual Add)', ['Mul', 'Add', 'Sub', 'Div', 'Sum', 'Where']);
+put('channel shuffle / concat (Reshape/Transpose/Split/Concat/Slice)', [
+  'Reshape',
+  'Transpose',
+  'Split',
+  'Concat',
+  'QLinearConcat',
+  'Slice',
+  'Gather',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'Pad',
+  'Expand',
+  'Tile',
+  'Identity',
+  'Shape',
+  'Cast',
+]);
+put('batchnorm (not folded)', ['BatchNormalization']);
+put('pooling / ReduceMean', [
+  'MaxPool',
+  'NhwcMaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'QLinearAveragePool',
+  'QLinearGlobalAveragePool',
+  'ReduceMean',
+  'ReduceMax',
+]);
+put('resize / upsample', ['Resize', 'Upsample', 'NhwcUpsample']);
+put('layout (NHWC Transposes, NCHWc reorders)', ['ReorderInput', 'ReorderOutput']);
+put('quantize / dequantize', ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear']);
+
+/**
+ * The family of a node of ORT's optimised graph. A Transpose that is not a node of the model ORT was given
+ * (`modelNodes`, when known) was inserted by ORT's NHWC layout transformer and counts as layout.
+ */
+export function profileFamily(
+  n: { node: string; op: string },
+  modelNodes?: ReadonlySet<string>,
+): ProfileFamily {
+  if (n.op === 'Transpose' && modelNodes && !modelNodes.has(n.node))
+    return 'layout (NHWC Transposes, NCHWc reorders)';
+  return FAMILY_OF_OP[n.op] ?? 'other';
+}
+
+export interface FamilyTime {
+  family: ProfileFamily;
+  ms: number;
+  /** Kernels of the family: op → [count, ms]. */
+  ops: Record<string, [number, number]>;
+}
+
+/** Kernel times summed per family (families without nodes left out), in PROFILE_FAMILIES order. */
+export function profileByFamily(nodes: readonly NodeTime[], modelNodes?: ReadonlySet<string>): FamilyTime[] {
+  const by = new Map<ProfileFamily, FamilyTime>();
+  for (const n of nodes) {
+    const family = profileFamily(n, modelNodes);
+    let f = by.get(family);
+    if (!f) by.set(family, (f = { family, ms: 0, ops: {} }));
+    f.ms += n.ms;
+    const o = (f.ops[n.op] ??= [0, 0]);
+    o[0]++;
+    o[1] += n.ms;
+  }
+  return PROFILE_FAMILIES.filter((f) => by.has(f)).map((f) => by.get(f)!);
+}

@@ -37,6 +37,7 @@ import {
 import { quantizeBias, quantizeWeightInt8, rangeParams, type QParams, type QType } from './numeric.js';
 import { checkFilter, filterFor, type NodeFilter } from './select.js';
 import { FUSED_ACTIVATIONS, PASS_THROUGH_OPS, isPassThrough, quantSpec, type QuantOpSpec } from './table.js';
+import { foldHardSigmoid, qlinearNodes, qlinearSpec } from './placement/index.js';
 
 export interface StaticPlacementOptions extends NodeFilter {
   /** Activation element type (default uint8; int8 fuses as well with ORT 1.30 on this CPU, see BENCHMARKS.md). */
@@ -60,6 +61,12 @@ export interface StaticPlacementOptions extends NodeFilter {
    * float and the quantization comes after it (default true).
    */
   floatStem?: boolean;
+  /**
+   * The per-architecture placement rules of src/passes/quantize/placement (ORT's com.microsoft QLinear* ops for
+   * Add/Mul/Sigmoid/Concat/pooling, …; default true). false gives the placement of before them (Conv/Gemm/MatMul
+   * and data movement only), for comparisons.
+   */
+  placement?: boolean;
 }
 
 export interface StaticQuantOptions extends StaticPlacementOptions, CalibrationOptions {
@@ -97,7 +104,8 @@ export interface StaticResult {
   notes: string[];
 }
 
-function activationInputs(n: Node, spec: QuantOpSpec, matmulActivations: boolean): number[] {
+function activationInputs(n: Node, spec: QuantOpSpec | undefined, matmulActivations: boolean): number[] {
+  if (!spec) return qlinearSpec(n)?.inputs ?? [];
   if (n.opType === 'MatMul' && !constTensor(n.inputs[1])) return matmulActivations ? [0, 1] : [];
   return spec.activationInputs;
 }
@@ -141,6 +149,9 @@ function whyNot(
   return undefined;
 }
 
+/** Data-movement ops made pass-through by issue 17's placement (`placement: false` leaves them float). */
+const NEW_PASS_THROUGH: ReadonlySet<string> = new Set(['Slice', 'Resize']);
+
 function isFusableActivation(r: Node): boolean {
   if (!isOnnxDomain(r) || !FUSED_ACTIVATIONS.has(r.opType)) return false;
   if (r.opType === 'Relu') return true;
@@ -179,12 +190,30 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     if (why) skipped.push({ node: n.label, opType: n.opType, reason: why });
     else nodes.push(n);
   }
+  const placement = opts.placement ?? true;
+  const passes = (p: Node) =>
+    passThrough && isPassThrough(p) && (placement || !NEW_PASS_THROUGH.has(p.opType));
+  if (placement)
+    nodes.push(
+      ...qlinearNodes(model, nodes, ok, {
+        inputsOf: (n) => activationInputs(n, quantSpec(n), matmulActivations),
+        throughData: (v) =>
+          v.producer && passes(v.producer) && v.producerIndex === 0
+            ? (v.producer.inputs[PASS_THROUGH_OPS[v.producer.opType]!] ?? undefined)
+            : undefined,
+        fusedInput: (v) =>
+          v.producer && isFusableActivation(v.producer) ? (v.producer.inputs[0] ?? undefined) : undefined,
+        fusedOutput: (v) => {
+          const r = fuseActivations ? soleReader(v) : undefined;
+          return r && isFusableActivation(r) ? (r.outputs[0] ?? undefined) : undefined;
+        },
+      }),
+    );
   const qnodes = new Set(nodes);
   const takesQuantized = (u: { node: Node; index: number }, depth = 0): boolean => {
-    const spec = quantSpec(u.node);
-    if (spec && qnodes.has(u.node))
-      return activationInputs(u.node, spec, matmulActivations).includes(u.index);
-    if (passThrough && isPassThrough(u.node) && depth < 8 && u.index === PASS_THROUGH_OPS[u.node.opType]) {
+    if (qnodes.has(u.node))
+      return activationInputs(u.node, quantSpec(u.node), matmulActivations).includes(u.index);
+    if (passes(u.node) && depth < 8 && u.index === PASS_THROUGH_OPS[u.node.opType]) {
       const o = u.node.outputs[0];
       return (
         !!o && !o.isGraphOutput && o.uses.length > 0 && o.uses.every((x) => takesQuantized(x, depth + 1))
@@ -199,16 +228,17 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     if (!parent.has(v)) parent.set(v, null);
   };
   for (const n of nodes)
-    for (const i of activationInputs(n, quantSpec(n)!, matmulActivations)) add(n.input(i));
+    for (const i of activationInputs(n, quantSpec(n), matmulActivations)) add(n.input(i));
   for (const n of nodes) {
     const y = n.output(0);
     let z = y;
     const r = fuseActivations ? soleReader(y) : undefined;
     if (r && isFusableActivation(r) && r.outputs[0]) z = r.outputs[0];
     const readersWant = z.uses.length > 0 && z.uses.every((u) => takesQuantized(u));
-    // a Conv needs a quantized output to become QLinearConv; so does a Gemm/MatMul followed by Relu/Clip (ORT would
+    // a Conv needs a quantized output to become QLinearConv, a QLinear-able op (placement/) to become its QLinear
+    // op; so does a Gemm/MatMul followed by Relu/Clip (ORT would
     // otherwise fuse the activation into a float FusedGemm/FusedMatMul first)
-    if (n.opType === 'Conv' || (z !== y && !z.isGraphOutput)) {
+    if (n.opType === 'Conv' || !quantSpec(n) || (z !== y && !z.isGraphOutput)) {
       add(z);
       if (z.isGraphOutput) renamed.add(z);
     } else if (readersWant && !z.isGraphOutput) add(z);
@@ -221,7 +251,7 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     for (let v: Value | null | undefined = u, k = 0; v && k < 16; k++) {
       if (parent.has(v)) return true;
       const p: Node | null = v.producer;
-      if (!p || !isPassThrough(p) || v.producerIndex !== 0) return false;
+      if (!p || !passes(p) || v.producerIndex !== 0) return false;
       v = dataInput(p);
     }
     return false;
@@ -231,7 +261,7 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
       changed = false;
       for (const t of [...parent.keys()]) {
         const p = t.producer;
-        if (!p || !isPassThrough(p) || t.producerIndex !== 0 || parent.get(t)) continue;
+        if (!p || !passes(p) || t.producerIndex !== 0 || parent.get(t)) continue;
         const u = dataInput(p);
         if (!u || constTensor(u) || (u.dtype && u.dtype !== 'float32') || !quantizedUpstream(u)) continue;
         parent.set(t, u);
@@ -346,6 +376,15 @@ export function prepareStatic<O extends StaticPlacementOptions>(
       g.toposort();
       notes.push(
         `Kept float the stem Conv(s) ${stems.join(', ')} (fewer than 4 input channels: ORT's float kernels are faster there)`,
+      );
+    }
+  }
+  if (opts.placement ?? true) {
+    const folded = foldHardSigmoid(m, filterFor(m, { ...opts, exclude }));
+    if (folded.length) {
+      tryInferShapes(m);
+      notes.push(
+        `Folded HardSigmoid ${folded.join(', ')} into the Conv before it (Clip(0, 1) after it, absorbed by the quantization)`,
       );
     }
   }
@@ -503,7 +542,8 @@ export function applyStatic(
       throw new InputError('quant-plan', `The plan names node "${label}", which the model does not have`, {
         node: label,
       });
-    const spec = quantSpec(n)!;
+    const spec = quantSpec(n);
+    if (!spec) continue; // a QLinear op (placement/): activations only
     const wi = spec.weightInputs[0]!;
     const wv = n.inputs[wi];
     const w = constTensor(wv);
