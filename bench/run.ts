@@ -67,6 +67,7 @@ for (const g of groups) {
       models: values.models,
       measure,
       reps,
+      processes,
       emit: (line) => process.stdout.write(`${line}\n`),
       log: (s) => process.stderr.write(`${s}\n`),
     });

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ModelBuilder } from '../../../ir/builder.js';
+import type { Model, Value } from '../../../ir/index.js';
+import { opCounts, tryInferShapes } from '../../util.js';
+import { ortKernels } from '../kernels.js';
+import { sqnr } from '../numeric.js';
+import { planStatic, quantizeStatic } from '../static.js';
+import { amax, calibrationBatches, imageFeeds, maxAbs, prepared, run } from '../testkit.js';
+import { foldHardSigmoid } from './index.js';
+
+/**
+ * A mobile block as EfficientNet / MobileNetV3 / DenseNet / ShuffleNet write it: float stem, 1×1 expand + SiLU
+ * (Sigmoid · x), depthwise + SiLU, squeeze-excitation (GlobalAveragePool → Conv → Relu → Conv → HardSigmoid → Mul),
+ * 1×1 project, residual Add, Concat with a second branch, AveragePool, GlobalAveragePool, Linear.
+ */
+function mobileBlock(): Model {
+  const b = new ModelBuilder({ opset: 13, seed: 3 });
+  const x = b.input('input', 'float32', ['N', 3, 16, 16]);
+  const stem = b.relu(b.conv2d(x, { inC: 3, outC: 16, kernel: 3, pad: 1, name: 'stem' }));
+  const silu = (v: Value, name: string) => b.mul(v, b.sigmoid(v, `${name}/sigmoid`), `${name}/mul`);
+  let y = silu(b.conv2d(stem, { inC: 16, outC: 32, kernel: 1, name: 'expand' }), 'silu1');
+  y = silu(b.conv2d(y, { inC: 32, outC: 32, kernel: 3, pad: 1, groups: 32, name: 'dw' }), 'silu2');
+  const s = b.relu(b.conv2d(b.globalAvgPool(y, 'se/pool'), { inC: 32, outC: 8, kernel: 1, name: 'se/fc1' }));
+  const gate = b.hardSigmoid(b.conv2d(s, { inC: 8, outC: 32, kernel: 1, name: 'se/fc2' }), 'se/gate');
+  y = b.mul(y, gate, 'se/mul');
+  y = b.add(b.conv2d(y, { inC: 32, outC: 16, kernel: 1, name: 'project' }), stem, 'residual');
+  const other = b.relu(b.conv2d(stem, { inC: 16, outC: 16, kernel: 3, pad: 1, name: 'branch' }));
+  y = b.concat([y, other], 1, 'concat');
+  y = b.relu(b.conv2d(y, { inC: 32, outC: 32, kernel: 1, name: 'mix' }));
+  y = b.avgPool(y, { kernel: 2, name: 'avgpool' });
+  y = b.flatten(b.globalAvgPool(y, 'gap'), 1, 'flatten');
+  b.output(b.linear(y, 32, 10, { name: 'fc' }), 'logits');
+  return b.build();
+}
+
+const ORT_QLINEAR = ['QLinearSigmoid', 'QLinearMul', 'QLinearAdd', 'QLinearConcat', 'QLinearAveragePool'];
+const ms = (ops: Record<string, number>, op: string) => ops[`com.microsoft:${op}`] ?? 0;
+
+describe('INT8 placement rules (issue 17)', () => {
+  test('SiLU, squeeze-excitation, residual Add, Concat and pools run as ORT QLinear ops; no float islands', async () => {
+    const m = await prepared(mobileBlock());
+    const feeds = imageFeeds(m, 4, 7);
+    const calibration = calibrationBatches(m, 4, 8);
+    const r = await quantizeStatic(m, { calibration });
+    const before = await quantizeStatic(m, { calibration, placement: false });
+    const k = (await ortKernels(r.model)).ops;
+    const kb = (await ortKernels(before.model)).ops;
+    assert.equal(ms(k, 'QLinearSigmoid'), 2, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearMul'), 3, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearAdd'), 1, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearConcat'), 1, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearAveragePool'), 1, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearGlobalAveragePool'), 2, JSON.stringify(k));
+    for (const op of ['Sigmoid', 'HardSigmoid', 'Mul', 'Add', 'Concat', 'AveragePool', 'GlobalAveragePool'])
+      assert.ok(!k[op], `float ${op} left: ${JSON.stringify(k)}`);
+    assert.ok(
+      r.notes.some((n) => /Folded HardSigmoid se\/gate/.test(n)),
+      r.notes.join('\n'),
+    );
+    // the placement before issue 17 leaves them float (ORT fuses nothing of it by itself here)
+    for (const op of ORT_QLINEAR) assert.equal(ms(kb, op), 0, `${op}: ${JSON.stringify(kb)}`);
+    assert.ok(kb.Sigmoid || kb['com.microsoft:QuickGelu'], JSON.stringify(kb));
+    // accuracy: the integer kernels agree with the QDQ graph run in float (fake quantization), and the output's
+    // SQNR against float stays within 1 dB of the old placement's
+    const ref = await run(m, feeds);
+    const fused = await run(r.model, feeds);
+    const fake = await run(r.model, feeds, 'disabled');
+    assert.ok(
+      maxAbs(fused, fake) <= 0.05 * amax(ref),
+      `fused vs fake ${maxAbs(fused, fake)} of ${amax(ref)}`,
+    );
+    const s = sqnr(ref, fused);
+    const sb = sqnr(ref, await run(before.model, feeds));
+    assert.ok(s > 20 && s > sb - 1, `SQNR ${s.toFixed(2)} dB (before ${sb.toFixed(2)})`);
+  });
+
+  test('HardSigmoid after a Conv folds into its weights: Clip(0, 1), the same values, the gate keeps its name', async () => {
+    const m = await prepared(mobileBlock());
+    const folded = m.clone();
+    tryInferShapes(folded);
+    assert.deepEqual(
+      foldHardSigmoid(folded, () => true),
+      ['se/gate'],
+    );
+    assert.equal(opCounts(folded).HardSigmoid ?? 0, 0);
+    const gateOf = (model: Model) => model.graph.nodes.find((n) => n.name === 'se/mul')!.inputs[1]!;
+    assert.equal(gateOf(folded).producer?.opType, 'Clip');
+    assert.equal(gateOf(folded).name, gateOf(m).name);
+    const feeds = imageFeeds(m, 2, 9);
+    const a = await run(m, feeds);
+    assert.ok(maxAbs(a, await run(folded, feeds)) <= 1e-5 * Math.max(1, amax(a)));
+    // excluded nodes are left alone
+    const kept = m.clone();
+    assert.deepEqual(
+      foldHardSigmoid(kept, (n) => n.name !== 'se/gate'),
+      [],
+    );
+  });
+
+  test('QLinear ops join only where an input is quantized anyway and every reader takes the output quantized', async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 4 });
+    const x = b.input('input', 'float32', ['N', 8, 8, 8]);
+    const c1 = b.conv2d(x, { inC: 8, outC: 8, kernel: 1, name: 'c1' });
+    const c2 = b.conv2d(x, { inC: 8, outC: 8, kernel: 1, name: 'c2' });
+    // a Concat of two quantized convs read by a float op (Tanh): QLinearConcat would only add a requantization
+    const t = b.tanh(b.concat([c1, c2], 1, 'cat_float_reader'), 'tanh');
+    // an Add of two float values: no input is quantized, so it stays float even though a Conv reads it
+    const f = b.add(b.tanh(c1, 't1'), b.tanh(c2, 't2'), 'add_float_inputs');
+    // a Concat with quantized inputs read by a Conv: joins (the float inputs get a Q)
+    const y = b.conv2d(b.concat([c1, c2, f, t], 1, 'cat_ok'), { inC: 40, outC: 8, kernel: 1, name: 'c3' });
+    // an Add of a quantized conv output and a float value, read by a Conv: joins
+    const z = b.add(b.conv2d(y, { inC: 8, outC: 8, kernel: 1, name: 'c4' }), b.tanh(y, 't3'), 'add_mixed');
+    b.output(b.conv2d(z, { inC: 8, outC: 4, kernel: 1, name: 'c5' }), 'out');
+    const m = b.build();
+    tryInferShapes(m);
+    const plan = planStatic(m, { floatStem: false });
+    const joined = plan.nodes.filter((n) => !/^c\d$/.test(n));
+    assert.deepEqual(joined.sort(), ['add_mixed', 'cat_ok']);
+    assert.deepEqual(
+      planStatic(m, { floatStem: false, placement: false }).nodes.filter((n) => !/^c\d$/.test(n)),
+      [],
+    );
+    assert.deepEqual(
+      planStatic(m, { floatStem: false, exclude: ['add_mixed'] }).nodes.filter((n) => !/^c\d$/.test(n)),
+      ['cat_ok'],
+    );
+    const r = await quantizeStatic(m, { calibration: calibrationBatches(m, 2, 8), floatStem: false });
+    const k = (await ortKernels(r.model)).ops;
+    assert.equal(ms(k, 'QLinearAdd'), 1, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearConcat'), 1, JSON.stringify(k));
+    assert.equal(k.Concat, 1, JSON.stringify(k));
+  });
+});
