@@ -13,7 +13,7 @@
 //     around SiLU/Sigmoid/HardSwish and SE Mul, channel shuffle, un-folded BatchNorm, pooling, NHWC Transposes, …)
 //     for FP32, `before` and the default INT8 model.
 // `npx tsx bench/quantize_arch.ts [--dir bench/out/tv] [--only a,b] [--processes 3] [--rounds 5] [--reps 10]
-//  [--variants name,…] [--no-profile]`, or as part of `npm run bench -- quantize`.
+//  [--variants name,…] [--no-profile] [--no-time]`, or as part of `npm run bench -- quantize`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -52,6 +52,19 @@ export const ARCHS = [
 export const VARIANTS: Record<string, StaticQuantOptions> = {
   before: { placement: false },
   default: {},
+  'no-hardswish': { placement: { hardSwish: false } },
+  'no-hardsigmoid': { placement: { hardSigmoid: false } },
+  'no-concat': {
+    placement: { qlinear: ['Add', 'Mul', 'Sigmoid', 'LeakyRelu', 'AveragePool', 'GlobalAveragePool'] },
+  },
+  'no-sigmoid-mul': {
+    placement: { qlinear: ['Add', 'LeakyRelu', 'AveragePool', 'GlobalAveragePool', 'Concat'] },
+  },
+  'no-pools': { placement: { qlinear: ['Add', 'Mul', 'Sigmoid', 'LeakyRelu', 'Concat'] } },
+  'no-add': {
+    placement: { qlinear: ['Mul', 'Sigmoid', 'LeakyRelu', 'AveragePool', 'GlobalAveragePool', 'Concat'] },
+  },
+  'no-slice-resize': { placement: { passThrough: false } },
 };
 
 const MEAN = [0.485, 0.456, 0.406];
@@ -155,6 +168,8 @@ export async function archBench(o: {
   rounds: number;
   reps: number;
   profile: boolean;
+  /** Time the files (default true; false: quantize, SQNR, kernels and profiles only). */
+  time?: boolean;
   emit: (line: string) => void;
   log: (s: string) => void;
 }): Promise<ArchRow[]> {
@@ -197,7 +212,10 @@ export async function archBench(o: {
         `${name} ${v}: quantized in ${((performance.now() - t0) / 1000).toFixed(1)} s, SQNR ${sqnr.toFixed(2)} dB`,
       );
     }
-    const ms = timeInterleaved(paths, { batch, shape: [3, side, side], ...o });
+    const ms =
+      o.time === false
+        ? paths.map(() => NaN)
+        : timeInterleaved(paths, { batch, shape: [3, side, side], ...o });
     row.fp32_ms = +ms[0]!.toFixed(3);
     variants.forEach((v, i) => {
       row.variants[v]!.ms = +ms[i + 1]!.toFixed(3);
@@ -264,6 +282,7 @@ if (process.argv[1]?.endsWith('quantize_arch.ts')) {
       rounds: { type: 'string', default: '5' },
       reps: { type: 'string', default: '10' },
       'no-profile': { type: 'boolean', default: false },
+      'no-time': { type: 'boolean', default: false },
     },
   });
   if (!existsSync(values.dir))
@@ -277,6 +296,7 @@ if (process.argv[1]?.endsWith('quantize_arch.ts')) {
     rounds: Number(values.rounds),
     reps: Number(values.reps),
     profile: !values['no-profile'],
+    time: !values['no-time'],
     emit: (l) => process.stdout.write(`${l}\n`),
     log: (s) => process.stderr.write(`${s}\n`),
   });

@@ -37,7 +37,15 @@ import {
 import { quantizeBias, quantizeWeightInt8, rangeParams, type QParams, type QType } from './numeric.js';
 import { checkFilter, filterFor, type NodeFilter } from './select.js';
 import { FUSED_ACTIVATIONS, PASS_THROUGH_OPS, isPassThrough, quantSpec, type QuantOpSpec } from './table.js';
-import { foldHardSigmoid, qlinearNodes, qlinearSpec } from './placement/index.js';
+import {
+  rulesOf,
+  type PlacementRules,
+  decomposeHardSwish,
+  foldHardSigmoid,
+  qlinearNodes,
+  qlinearSpec,
+  quantizeConstantOperands,
+} from './placement/index.js';
 
 export interface StaticPlacementOptions extends NodeFilter {
   /** Activation element type (default uint8; int8 fuses as well with ORT 1.30 on this CPU, see BENCHMARKS.md). */
@@ -63,10 +71,11 @@ export interface StaticPlacementOptions extends NodeFilter {
   floatStem?: boolean;
   /**
    * The per-architecture placement rules of src/passes/quantize/placement (ORT's com.microsoft QLinear* ops for
-   * Add/Mul/Sigmoid/Concat/pooling, …; default true). false gives the placement of before them (Conv/Gemm/MatMul
+   * Add/Mul/Sigmoid/Concat/pooling, …; default true: every rule; an object turns single rules off, for
+   * measuring them). false gives the placement of before them (Conv/Gemm/MatMul
    * and data movement only), for comparisons.
    */
-  placement?: boolean;
+  placement?: boolean | PlacementRules;
 }
 
 export interface StaticQuantOptions extends StaticPlacementOptions, CalibrationOptions {
@@ -105,7 +114,7 @@ export interface StaticResult {
 }
 
 function activationInputs(n: Node, spec: QuantOpSpec | undefined, matmulActivations: boolean): number[] {
-  if (!spec) return qlinearSpec(n)?.inputs ?? [];
+  if (!spec) return (qlinearSpec(n)?.inputs ?? []).filter((i) => !constTensor(n.inputs[i]));
   if (n.opType === 'MatMul' && !constTensor(n.inputs[1])) return matmulActivations ? [0, 1] : [];
   return spec.activationInputs;
 }
@@ -190,12 +199,12 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     if (why) skipped.push({ node: n.label, opType: n.opType, reason: why });
     else nodes.push(n);
   }
-  const placement = opts.placement ?? true;
+  const rules = rulesOf(opts.placement);
   const passes = (p: Node) =>
-    passThrough && isPassThrough(p) && (placement || !NEW_PASS_THROUGH.has(p.opType));
-  if (placement)
+    passThrough && isPassThrough(p) && (rules.passThrough || !NEW_PASS_THROUGH.has(p.opType));
+  if (rules.qlinear.length)
     nodes.push(
-      ...qlinearNodes(model, nodes, ok, {
+      ...qlinearNodes(model, nodes, (n) => ok(n) && rules.qlinear.includes(n.opType), {
         inputsOf: (n) => activationInputs(n, quantSpec(n), matmulActivations),
         throughData: (v) =>
           v.producer && passes(v.producer) && v.producerIndex === 0
@@ -379,8 +388,16 @@ export function prepareStatic<O extends StaticPlacementOptions>(
       );
     }
   }
-  if (opts.placement ?? true) {
-    const folded = foldHardSigmoid(m, filterFor(m, { ...opts, exclude }));
+  const rules = rulesOf(opts.placement);
+  {
+    const folded = rules.hardSigmoid ? foldHardSigmoid(m, filterFor(m, { ...opts, exclude })) : [];
+    const hardSwish = rules.hardSwish ? decomposeHardSwish(m, filterFor(m, { ...opts, exclude })) : [];
+    if (hardSwish.length) {
+      tryInferShapes(m);
+      notes.push(
+        `Wrote HardSwish ${hardSwish.join(', ')} as x · (Clip(x + 3, 0, 6) · 1/6) (QLinearAdd → QLinearMul ×2 instead of a float island)`,
+      );
+    }
     if (folded.length) {
       tryInferShapes(m);
       notes.push(
@@ -543,7 +560,11 @@ export function applyStatic(
         node: label,
       });
     const spec = quantSpec(n);
-    if (!spec) continue; // a QLinear op (placement/): activations only
+    if (!spec) {
+      // a QLinear op (placement/): a scalar constant operand gets its own exact uint8 value
+      quantizeConstantOperands(n, qt);
+      continue;
+    }
     const wi = spec.weightInputs[0]!;
     const wv = n.inputs[wi];
     const w = constTensor(wv);

@@ -13,8 +13,40 @@
 // Each rule was measured on the torchvision exports and kept because it wins there (bench/quantize_arch.ts).
 import type { Model, Node, Value } from '../../../ir/index.js';
 import { A, Tensor as T } from '../../../ir/index.js';
-import { lookup } from '../../../ops/registry.js';
+import { allEntries, lookup } from '../../../ops/registry.js';
 import { constTensor, f64, isOnnxDomain, isOp, soleReader } from '../../util.js';
+import { quantizeValue, rangeParams, type QType } from '../numeric.js';
+
+/** Which placement rules are on (the static quantizer's `placement` option; each was measured on its own). */
+export interface PlacementRules {
+  /** Op types quantized as their ORT QLinear op (default every op with a `quantQLinear` registry entry). */
+  qlinear?: string[];
+  /** Slice and Resize between quantized tensors run on uint8 (default true). */
+  passThrough?: boolean;
+  /** Conv → HardSigmoid folded into Conv → Clip(0, 1) (default true). */
+  hardSigmoid?: boolean;
+  /** HardSwish after a Conv written as x · (Clip(x + 3, 0, 6) · 1/6) (default true). */
+  hardSwish?: boolean;
+}
+
+/** Every op type with an ORT QLinear kernel (`quantQLinear` in its registry entry). */
+export function qlinearOpTypes(): string[] {
+  return allEntries()
+    .filter((e) => !e.domain && e.quantQLinear)
+    .map((e) => e.type);
+}
+
+/** The rules of a `placement` option: true/undefined = all, false = none. */
+export function rulesOf(p: boolean | PlacementRules | undefined): Required<PlacementRules> {
+  const on = p !== false;
+  const o = typeof p === 'object' ? p : {};
+  return {
+    qlinear: on ? (o.qlinear ?? qlinearOpTypes()) : [],
+    passThrough: on && (o.passThrough ?? true),
+    hardSigmoid: on && (o.hardSigmoid ?? true),
+    hardSwish: on && (o.hardSwish ?? true),
+  };
+}
 
 /** The QLinear op ORT runs for `n` when it is quantized, and its activation inputs; undefined when none. */
 export function qlinearSpec(n: Node): { op: string; inputs: number[] } | undefined {
@@ -30,13 +62,20 @@ export function whyNotQLinear(n: Node): string | undefined {
   const spec = qlinearSpec(n);
   if (!spec) return `${n.opType} has no integer kernel in ORT`;
   if (n.outputs.length !== 1) return 'it has several outputs';
+  let activations = 0;
   for (const i of spec.inputs) {
     const v = n.inputs[i];
     if (!v) return `input ${i} is missing`;
-    if (constTensor(v)) return `input ${i} "${v.name}" is a constant`;
+    const c = constTensor(v);
+    // a scalar constant operand of Add/Mul is quantized on its own (an exact uint8 value): QLinearAdd(x, 3)
+    if (c && !(c.numel === 1 && c.dtype === 'float32' && isOp(n, 'Add', 'Mul')))
+      return `input ${i} "${v.name}" is a constant`;
+    if (c) continue;
+    activations++;
     if (v.dtype !== 'float32')
       return `input ${i} "${v.name}" is ${v.dtype ?? 'of unknown type'}, not float32`;
   }
+  if (!activations) return 'every input is a constant';
   if (n.outputs[0]?.dtype !== 'float32') return 'its output is not float32';
   if (n.opType === 'AveragePool' && n.attrInt('ceil_mode', 0)) return 'ceil_mode = 1';
   return undefined;
@@ -94,8 +133,8 @@ export function qlinearNodes(
     changed = false;
     for (const n of candidates) {
       if (!inSet.has(n)) continue;
-      if (qlinearSpec(n)!.inputs.some((i) => isQuantized(n.inputs[i]!, n)) && readersQuantized(n.output(0)))
-        continue;
+      const acts = qlinearSpec(n)!.inputs.filter((i) => !constTensor(n.inputs[i]));
+      if (acts.some((i) => isQuantized(n.inputs[i]!, n)) && readersQuantized(n.output(0))) continue;
       inSet.delete(n);
       changed = true;
     }
@@ -171,6 +210,116 @@ export function foldHardSigmoid(model: Model, ok: (n: Node) => boolean): string[
     y.name = g.uniqueName(`${name}_hardsigmoid`);
     clip.output(0).name = name;
     done.push(h.label);
+  }
+  if (done.length) {
+    g.toposort();
+    g.removeUnused();
+  }
+  return done;
+}
+
+/**
+ * In place, on a quantized QLinear node: each scalar constant operand (see `whyNotQLinear`) is replaced by its
+ * uint8/int8 value (range [min(c, 0), max(c, 0)], so c is the end point of the range and exact) and a
+ * DequantizeLinear, which ORT fuses into the QLinear op with the activations' DQs.
+ */
+export function quantizeConstantOperands(n: Node, qt: QType): void {
+  const g = n.graph;
+  for (const i of qlinearSpec(n)?.inputs ?? []) {
+    const v = n.inputs[i];
+    const c = constTensor(v);
+    if (!v || !c) continue;
+    const x = f64(c)[0]!;
+    const p = rangeParams(x, x, qt);
+    const base = g.uniqueName(`${n.label}_operand${i}`);
+    const q = g.addInitializer(`${base}_quantized`, T.scalar(qt, quantizeValue(x, p)));
+    const s = g.addInitializer(`${base}_scale`, T.scalar('float32', p.scale));
+    const z = g.addInitializer(`${base}_zero_point`, T.scalar(qt, p.zeroPoint));
+    const d = g.addNode({
+      opType: 'DequantizeLinear',
+      name: `${base}_DequantizeLinear`,
+      inputs: [q, s, z],
+      outputs: [`${base}_dequantized`],
+    });
+    d.output(0).type = { kind: 'tensor', dtype: 'float32', shape: [] };
+    n.setInput(i, d.output(0));
+  }
+}
+
+/**
+ * In place: HardSwish(x) — the op (opset ≥ 14) or torch's opset-13 form x · HardSigmoid(x; 1/6, 1/2) — on the
+ * output of a Conv becomes x · (Clip(x + 3, 0, 6) · 1/6) (the same values), so that the quantized graph runs it as
+ * QLinearAdd (its Clip absorbed by the quantization of its output) → QLinearMul by 1/6 → QLinearMul instead of a
+ * float island (DQ → HardSwish → Q). Returns the labels rewritten.
+ */
+export function decomposeHardSwish(model: Model, ok: (n: Node) => boolean): string[] {
+  const g = model.graph;
+  const opset = model.opset('') ?? 13;
+  if (opset < 11) return [];
+  const done: string[] = [];
+  const scalar = (name: string, x: number) => g.addInitializer(g.uniqueName(name), T.scalar('float32', x));
+  for (const n of [...g.nodes]) {
+    if (!ok(n)) continue;
+    let x: Value | undefined;
+    let out: Value | undefined;
+    const dead: Node[] = [];
+    if (isOp(n, 'HardSwish')) {
+      x = n.inputs[0] ?? undefined;
+      out = n.outputs[0] ?? undefined;
+      dead.push(n);
+    } else if (isOp(n, 'HardSigmoid') && Math.abs(n.attrFloat('alpha', 0.2) - 1 / 6) < 1e-6) {
+      const m = soleReader(n.output(0));
+      if (!m || !isOp(m, 'Mul') || Math.abs(n.attrFloat('beta', 0.5) - 0.5) > 1e-6) continue;
+      const other = m.inputs[0] === n.outputs[0] ? m.inputs[1] : m.inputs[0];
+      if (other !== n.inputs[0] || !ok(m)) continue;
+      x = other ?? undefined;
+      out = m.outputs[0] ?? undefined;
+      dead.push(m, n);
+    }
+    if (!x || !out || !isOp(x.producer, 'Conv') || !ok(x.producer!) || x.dtype !== 'float32') continue;
+    const label = dead[0]!.label;
+    const t = (o: Node) => {
+      o.output(0).type = x!.type ? { ...x!.type } : x!.type;
+      return o.output(0);
+    };
+    const add = t(
+      g.addNode({
+        opType: 'Add',
+        name: g.uniqueName(`${label}/add3`),
+        inputs: [x, scalar(`${label}/three`, 3)],
+        outputs: [g.uniqueName(`${out.name}_plus3`)],
+      }),
+    );
+    const clip = t(
+      g.addNode({
+        opType: 'Clip',
+        name: g.uniqueName(`${label}/relu6`),
+        inputs: [add, scalar(`${label}/zero`, 0), scalar(`${label}/six`, 6)],
+        outputs: [g.uniqueName(`${out.name}_relu6`)],
+      }),
+    );
+    const gate = t(
+      g.addNode({
+        opType: 'Mul',
+        name: g.uniqueName(`${label}/div6`),
+        inputs: [clip, scalar(`${label}/sixth`, 1 / 6)],
+        outputs: [g.uniqueName(`${out.name}_gate`)],
+      }),
+    );
+    const y = t(
+      g.addNode({
+        opType: 'Mul',
+        name: g.uniqueName(`${label}/mul`),
+        inputs: [x, gate],
+        outputs: [g.uniqueName(`${out.name}_hardswish`)],
+      }),
+    );
+    out.replaceAllUsesWith(y);
+    const name = out.name;
+    for (const d of dead) g.removeNode(d, true);
+    out.name = g.uniqueName(`${name}_removed`);
+    y.name = name;
+    done.push(label);
   }
   if (done.length) {
     g.toposort();
