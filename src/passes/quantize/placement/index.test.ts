@@ -7,7 +7,7 @@ import { ortKernels } from '../kernels.js';
 import { sqnr } from '../numeric.js';
 import { planStatic, quantizeStatic } from '../static.js';
 import { amax, calibrationBatches, imageFeeds, maxAbs, prepared, run } from '../testkit.js';
-import { foldHardSigmoid } from './index.js';
+import { decomposeHardSwish, foldHardSigmoid } from './index.js';
 
 /**
  * A mobile block as EfficientNet / MobileNetV3 / DenseNet / ShuffleNet write it: float stem, 1×1 expand + SiLU
@@ -131,4 +131,38 @@ describe('INT8 placement rules (issue 17)', () => {
     assert.equal(ms(k, 'QLinearConcat'), 1, JSON.stringify(k));
     assert.equal(k.Concat, 1, JSON.stringify(k));
   });
+
+  for (const opset of [13, 14])
+    test(`HardSwish after a Conv (opset ${opset}: ${opset >= 14 ? 'the op' : 'x · HardSigmoid(x)'}) runs as QLinearAdd → QLinearMul ×2, same float values`, async () => {
+      const b = new ModelBuilder({ opset, seed: 5 });
+      const x = b.input('input', 'float32', ['N', 4, 8, 8]);
+      let y = b.hardSwish(b.conv2d(x, { inC: 4, outC: 16, kernel: 3, pad: 1, name: 'c1' }), 'hs');
+      y = b.conv2d(y, { inC: 16, outC: 8, kernel: 1, name: 'c2' });
+      b.output(b.flatten(b.globalAvgPool(y, 'gap'), 1, 'flat'), 'out');
+      const m = await prepared(b.build());
+      const d = m.clone();
+      tryInferShapes(d);
+      assert.deepEqual(
+        decomposeHardSwish(d, () => true),
+        [opset >= 14 ? 'hs' : 'hs/Mul'],
+      );
+      assert.equal(opCounts(d).HardSwish ?? 0, 0);
+      assert.equal(opCounts(d).HardSigmoid ?? 0, 0);
+      const feeds = imageFeeds(m, 2, 11);
+      const ref = await run(m, feeds);
+      assert.ok(maxAbs(ref, await run(d, feeds)) <= 1e-5 * Math.max(1, amax(ref)));
+      const calibration = calibrationBatches(m, 4, 8);
+      const r = await quantizeStatic(m, { calibration });
+      const k = (await ortKernels(r.model)).ops;
+      assert.equal(ms(k, 'QLinearAdd'), 1, JSON.stringify(k));
+      assert.equal(ms(k, 'QLinearMul'), 2, JSON.stringify(k));
+      for (const op of ['HardSwish', 'HardSigmoid', 'Mul', 'Add', 'Clip'])
+        assert.ok(!k[op], `float ${op} left: ${JSON.stringify(k)}`);
+      // the constants 3 and 1/6 are exact uint8 values: the quantized graph stays as close as the float island
+      const s = sqnr(ref, await run(r.model, feeds));
+      const off = await quantizeStatic(m, { calibration, placement: { hardSwish: false } });
+      const sOff = sqnr(ref, await run(off.model, feeds));
+      assert.ok(s > 25 && s > sOff - 1, `SQNR ${s.toFixed(2)} dB, float island ${sOff.toFixed(2)}`);
+      assert.ok((await ortKernels(off.model)).ops.HardSigmoid || (await ortKernels(off.model)).ops.HardSwish);
+    });
 });
