@@ -6,7 +6,7 @@ import { opCounts, tryInferShapes } from '../../util.js';
 import { ortKernels } from '../kernels.js';
 import { sqnr } from '../numeric.js';
 import { planStatic, quantizeStatic } from '../static.js';
-import { amax, calibrationBatches, imageFeeds, maxAbs, prepared, run } from '../testkit.js';
+import { amax, calibrationBatches, imageFeeds, maxAbs, prepared, run } from '../../../testing/quantize.js';
 import { decomposeHardSwish, foldHardSigmoid } from './index.js';
 
 /**
