@@ -6,7 +6,15 @@ import { opCounts, tryInferShapes } from '../../util.js';
 import { ortKernels } from '../kernels.js';
 import { sqnr } from '../numeric.js';
 import { planStatic, quantizeStatic } from '../static.js';
-import { amax, calibrationBatches, imageFeeds, maxAbs, prepared, run } from '../../../testing/quantize.js';
+import {
+  amax,
+  calibrationBatches,
+  fixture,
+  imageFeeds,
+  maxAbs,
+  prepared,
+  run,
+} from '../../../testing/quantize.js';
 import { decomposeHardSwish, foldHardSigmoid } from './index.js';
 
 /**
@@ -165,4 +173,15 @@ describe('INT8 placement rules (issue 17)', () => {
       assert.ok(s > 25 && s > sOff - 1, `SQNR ${s.toFixed(2)} dB, float island ${sOff.toFixed(2)}`);
       assert.ok((await ortKernels(off.model)).ops.HardSigmoid || (await ortKernels(off.model)).ops.HardSwish);
     });
+
+  test('models without those patterns keep the plan they had (cnn-s: the issue-4 accuracy figures stand)', async () => {
+    for (const name of ['torch/cnn-s_op13', 'builder/cnn-s', 'builder/mlp']) {
+      const m = await prepared(fixture(name).model);
+      tryInferShapes(m);
+      const a = planStatic(m);
+      const b = planStatic(m, { placement: false });
+      assert.deepEqual(a.nodes, b.nodes, name);
+      assert.deepEqual([...a.tensors], [...b.tensors], name);
+    }
+  });
 });
