@@ -119,15 +119,28 @@ export interface ArchRow {
   model: string;
   batch: number;
   fp32_ms: number;
-  variants: Record<string, { ms: number; speedup: number; sqnr_db: number; kernels: Record<string, number> }>;
+  /** Process CPU ms per run (the load-robust figure at 1 thread). */
+  fp32_cpu_ms: number;
+  variants: Record<
+    string,
+    {
+      ms: number;
+      speedup: number;
+      cpu_ms: number;
+      cpu_speedup: number;
+      sqnr_db: number;
+      kernels: Record<string, number>;
+    }
+  >;
 }
 
-/** Time `paths` back to back (interleaved) in `processes` fresh processes; per path the minimum. */
+/** Time `paths` back to back (interleaved) in `processes` fresh processes; per path the minimum wall and CPU ms. */
 function timeInterleaved(
   paths: string[],
   o: { batch: number; shape: number[]; processes: number; rounds: number; reps: number },
-): number[] {
-  const best = paths.map(() => Infinity);
+): { wall: number[]; cpu: number[] } {
+  const wall = paths.map(() => Infinity);
+  const cpu = paths.map(() => Infinity);
   for (let p = 0; p < o.processes; p++) {
     const args = {
       bench: 'infer-files',
@@ -147,10 +160,11 @@ function timeInterleaved(
       },
     );
     if (r.status !== 0) throw new Error(`bench worker failed for ${paths.join(', ')}:\n${r.stderr}`);
-    const ms = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { median_ms: number[] }).median_ms;
-    ms.forEach((v, i) => (best[i] = Math.min(best[i]!, v)));
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { median_ms: number[]; cpu_ms: number[] };
+    res.median_ms.forEach((v, i) => (wall[i] = Math.min(wall[i]!, v)));
+    res.cpu_ms.forEach((v, i) => (cpu[i] = Math.min(cpu[i]!, v)));
   }
-  return best;
+  return { wall, cpu };
 }
 
 const kernelSummary = (ops: Record<string, number>) =>
@@ -197,7 +211,7 @@ export async function archBench(o: {
     const ref = await referenceOutputs(fp32, evalSet, { threads: 2 });
     const paths = [fpPath];
     const models: Model[] = [];
-    const row: ArchRow = { model: name, batch, fp32_ms: 0, variants: {} };
+    const row: ArchRow = { model: name, batch, fp32_ms: 0, fp32_cpu_ms: 0, variants: {} };
     for (const v of variants) {
       const t0 = performance.now();
       const r = await quantizeStatic(fp32, { calibration: calib, threads: 2, ...VARIANTS[v] });
@@ -207,29 +221,41 @@ export async function archBench(o: {
       models.push(r.model);
       const sqnr = await outputSqnr(fp32, r.model, evalSet, { reference: ref, threads: 2 });
       const k = await ortKernels(r.model);
-      row.variants[v] = { ms: 0, speedup: 0, sqnr_db: +sqnr.toFixed(2), kernels: kernelSummary(k.ops) };
+      row.variants[v] = {
+        ms: 0,
+        speedup: 0,
+        cpu_ms: 0,
+        cpu_speedup: 0,
+        sqnr_db: +sqnr.toFixed(2),
+        kernels: kernelSummary(k.ops),
+      };
       o.log(
         `${name} ${v}: quantized in ${((performance.now() - t0) / 1000).toFixed(1)} s, SQNR ${sqnr.toFixed(2)} dB`,
       );
     }
-    const ms =
+    const none = paths.map(() => NaN);
+    const t =
       o.time === false
-        ? paths.map(() => NaN)
+        ? { wall: none, cpu: none }
         : timeInterleaved(paths, { batch, shape: [3, side, side], ...o });
-    row.fp32_ms = +ms[0]!.toFixed(3);
+    row.fp32_ms = +t.wall[0]!.toFixed(3);
+    row.fp32_cpu_ms = +t.cpu[0]!.toFixed(3);
     variants.forEach((v, i) => {
-      row.variants[v]!.ms = +ms[i + 1]!.toFixed(3);
-      row.variants[v]!.speedup = +(ms[0]! / ms[i + 1]!).toFixed(3);
+      const r = row.variants[v]!;
+      r.ms = +t.wall[i + 1]!.toFixed(3);
+      r.speedup = +(t.wall[0]! / t.wall[i + 1]!).toFixed(3);
+      r.cpu_ms = +t.cpu[i + 1]!.toFixed(3);
+      r.cpu_speedup = +(t.cpu[0]! / t.cpu[i + 1]!).toFixed(3);
     });
     rows.push(row);
     o.emit(JSON.stringify({ bench: 'quantize-arch', threads: 1, ...row }));
     o.log(
-      `${name}: FP32 ${row.fp32_ms} ms; ` +
+      `${name}: FP32 ${row.fp32_ms} ms (CPU ${row.fp32_cpu_ms}); ` +
         variants
-          .map(
-            (v) =>
-              `${v} ${row.variants[v]!.ms} ms ${row.variants[v]!.speedup}× ${row.variants[v]!.sqnr_db} dB`,
-          )
+          .map((v) => {
+            const r = row.variants[v]!;
+            return `${v} ${r.ms} ms ${r.speedup}× (CPU ${r.cpu_ms} ms ${r.cpu_speedup}×) ${r.sqnr_db} dB`;
+          })
           .join('; '),
     );
     if (!o.profile) continue;
