@@ -229,11 +229,12 @@ export function insertFakeQuant(
   const weights: FakeQuantWeight[] = [];
   for (const label of plan.nodes) {
     const n = nodeByLabel.get(label);
-    const spec = n && quantSpec(n);
-    if (!n || !spec)
+    if (!n)
       throw new InternalError('qat-plan', `The plan names node "${label}", which the model does not have`, {
         node: label,
       });
+    const spec = quantSpec(n);
+    if (!spec) continue; // a QLinear op of the placement rules (Add, Mul, Sigmoid, …): activations only
     const wi = spec.weightInputs[0]!;
     const wv = n.inputs[wi];
     const wt = constTensor(wv);
