@@ -3,7 +3,7 @@
 // every output element matters. For each value checked, directional derivatives along random directions d are
 // compared: <∇L, d> vs (L(x + εd) − L(x − εd)) / 2ε.
 import { InternalError } from '../errors.js';
-import { Emitter, type Model, Tensor, type Value, isFloat } from '../ir/index.js';
+import { Emitter, type Model, Tensor, type Value, cleanup, isFloat } from '../ir/index.js';
 import { inferShapes } from '../ops/infer.js';
 import { Session, type HostTensor } from '../runtime/index.js';
 import type { GradForms } from '../ops/registry.js';
@@ -104,8 +104,7 @@ export async function gradCheck(model: Model, opts: GradCheckOptions): Promise<G
 
   const { grads, emitted } = buildGradients(m, loss, wrt, { forms: selectGradForms(opts.forms) });
   g.outputs = [loss, ...wrt.map((v) => grads.get(v)!)];
-  g.toposort();
-  g.removeUnused();
+  cleanup(m);
 
   const both = await Session.create(m, { threads: 1, label: 'gradient graph' });
   const fwd = await Session.create(lossOnly, { threads: 1, label: 'loss graph' });

@@ -64,6 +64,27 @@ export function definePass<O extends object>(
   };
 }
 
+/**
+ * Define a pass from a pure function that builds and returns a new model (the quantizers: they add value types,
+ * opset imports and domains, so they build their own model rather than edit a clone in place). The body must not
+ * modify `model`; an unchanged result hands back the input.
+ */
+export function defineModelPass<O extends object>(
+  name: string,
+  summary: string,
+  body: (model: Model, options: O) => Promise<PassResult> | PassResult,
+  defaults: O,
+): Pass<O> {
+  return {
+    name,
+    summary,
+    async run(model: Model, options?: Partial<O>): Promise<PassResult> {
+      const r = await body(model, { ...defaults, ...(options ?? {}) } as O);
+      return r.changed ? r : { ...r, model };
+    },
+  };
+}
+
 export interface PassManagerOptions {
   /** Rounds over the whole list before giving up on a fixed point (default 10). */
   maxIterations?: number;

@@ -3,7 +3,7 @@
 // when they fail) and a *rewrite*. `applyRules` sweeps every graph once (subgraphs included), applies each rule
 // whose pattern and check pass, then runs the one generic clean-up (dead nodes/initializers, topological order).
 import type { Graph, Model, Node } from '../ir/index.js';
-import { allGraphs } from '../ir/index.js';
+import { allGraphs, cleanup } from '../ir/index.js';
 import type { InferReport } from '../ops/index.js';
 import type { Note } from '../util/note.js';
 import { isOnnxDomain } from './util.js';
@@ -122,10 +122,5 @@ export function applyRules(
   return stats;
 }
 
-/** The generic clean-up after edits: drop dead nodes and initializers (all graphs), restore topological order. */
-export function cleanup(model: Model): number {
-  let removed = 0;
-  for (let k; (k = model.graph.removeUnused()) > 0;) removed += k;
-  for (const g of allGraphs(model.graph)) g.toposort();
-  return removed;
-}
+/** The generic clean-up after edits (src/ir/cleanup.ts). */
+export { cleanup };

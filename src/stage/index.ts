@@ -37,7 +37,7 @@ export {
   type TrainDetail,
   type TrainReport,
 } from './train.js';
-export { passNotes, keptNotes } from './notes.js';
+export { passNotes } from './notes.js';
 export {
   checkGates,
   enforceGates,

@@ -1,4 +1,4 @@
-// Structured notes of pass records and quantization plans, for stage reports.
+// Structured notes of pass records, for stage reports (a quantizer's kept nodes: keptFindings in passes/quantize).
 import type { PassRecord } from '../passes/index.js';
 import type { Note } from '../util/note.js';
 
@@ -7,19 +7,4 @@ export function passNotes(r: PassRecord): Note[] {
   return r.findings.length
     ? r.findings
     : r.notes.map((text) => ({ kind: 'info' as const, text, rule: r.name }));
-}
-
-/** Nodes a quantizer left float, with why, as `kept` notes. */
-export function keptNotes(
-  skipped: readonly { node: string; opType: string; reason: string }[],
-  rule: string,
-): Note[] {
-  return skipped.map((s) => ({
-    kind: 'kept' as const,
-    text: `Kept ${s.opType} "${s.node}" float: ${s.reason}`,
-    node: s.node,
-    opType: s.opType,
-    rule,
-    reason: s.reason,
-  }));
 }

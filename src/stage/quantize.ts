@@ -8,6 +8,7 @@ import { assertValid, type Model } from '../ir/index.js';
 import { nodeCount } from '../passes/index.js';
 import {
   autoQuantize,
+  keptFindings,
   ortKernels,
   prepareForQuantization,
   quantize,
@@ -25,7 +26,6 @@ import { qatHook, quantizeAwareTrain, type QatResult } from '../qat/index.js';
 import type { ProgressOptions } from '../util/progress.js';
 import type { Note } from '../util/note.js';
 import type { StageContext, TrainingRows } from './context.js';
-import { keptNotes } from './notes.js';
 import type { Stage, StageReport } from './types.js';
 
 /** Placement and calibration options every INT8 mode shares. */
@@ -173,7 +173,7 @@ function placement(o: QuantPlacement, ctx: StageContext, calibration: readonly F
 
 /** The quantizer's notes, structured: a "Kept … float" line becomes the kept note of its skipped node. */
 function quantNotes(lines: readonly string[], skipped: readonly SkippedNode[], rule: string): Note[] {
-  const kept = new Map(keptNotes(skipped, rule).map((n) => [n.text, n]));
+  const kept = new Map(keptFindings(skipped, rule).map((n) => [n.text, n]));
   return lines.map((text) => kept.get(text) ?? { kind: 'info' as const, text, rule });
 }
 

@@ -15,7 +15,17 @@
 // forward + loss + backward returning d(loss)/d(param) for a batch without updating anything (Taylor importance
 // in pruning, gradient checks against PyTorch).
 import { InputError, InternalError, ShapeError, UnsupportedError } from '../errors.js';
-import { A, Emitter, type Graph, type Model, Tensor, type Value, isFloat, tensorType } from '../ir/index.js';
+import {
+  A,
+  Emitter,
+  type Graph,
+  type Model,
+  Tensor,
+  type Value,
+  cleanup,
+  isFloat,
+  tensorType,
+} from '../ir/index.js';
 import { buildGradients, selectGradForms } from '../autodiff/grad.js';
 import { inferShapes } from '../ops/infer.js';
 import { NCHWC_DOMAIN, nchwcConv, nchwcFits } from '../ops/nn.js';
@@ -438,8 +448,7 @@ export function buildTrainGraph(
     dims: dimsOf(s.value),
     next: expose(g, s.next, `${s.value.name}.next`),
   }));
-  g.toposort();
-  g.removeUnused();
+  cleanup(m);
   inferShapes(m); // typed outputs (the encoded graph declares them)
   return { model: m, names, optimizer: opt, layout, params: info, numel: offset, stats, flat, slots };
 }
@@ -783,8 +792,7 @@ export function buildGradientGraph(model: Model, opts: GradientGraphOptions): Gr
   names.logits = expose(g, p.logits, p.logits.name);
   const out: Record<string, string> = {};
   for (const v of p.params) out[v.name] = expose(g, grads.get(v)!, `${v.name}.grad`);
-  g.toposort();
-  g.removeUnused();
+  cleanup(p.model);
   inferShapes(p.model);
   return { model: p.model, names, grads: out };
 }

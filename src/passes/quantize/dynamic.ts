@@ -4,12 +4,12 @@
 // which ORT fuses into com.microsoft DynamicQuantizeMatMul (MatMulIntegerToFloat when the activation's
 // quantization is shared). No calibration is needed: meant for MatMul/Gemm-heavy models (transformers, MLPs).
 import type { Model, Node, Tensor } from '../../ir/index.js';
-import { A, Emitter, Tensor as T } from '../../ir/index.js';
-import { definePass } from '../manager.js';
+import { A, Emitter, Tensor as T, cleanup } from '../../ir/index.js';
+import { defineModelPass } from '../manager.js';
 import { constTensor, f64, isOp, replaceNodes, tryInferShapes } from '../util.js';
 import { quantizeWeightInt8 } from './numeric.js';
 import { checkFilter, filterFor, type NodeFilter } from './select.js';
-import type { SkippedNode } from './static.js';
+import { keptFindings, type SkippedNode } from './static.js';
 
 export interface DynamicQuantOptions extends NodeFilter {
   /** Per output column weight scales (default true). */
@@ -124,8 +124,7 @@ export function quantizeDynamic(model: Model, opts: DynamicQuantOptions = {}): D
       replaceNodes(g, [n], { opType: 'Mul', inputs: [f, scale], name: g.uniqueName(`${label}/Mul`) }, [out]);
     nodes.push(label);
   }
-  g.toposort();
-  g.removeUnused();
+  cleanup(m);
   const notes = [
     `Quantized ${nodes.length} MatMul/Gemm node(s) dynamically (${perChannel ? 'per-column' : 'per-tensor'} int8 weights, uint8 activations at run time)`,
   ];
@@ -134,13 +133,18 @@ export function quantizeDynamic(model: Model, opts: DynamicQuantOptions = {}): D
 }
 
 /** `quantize-dynamic` as a pass (for pipelines). */
-export const dynamicQuantPass = definePass<DynamicQuantOptions>(
+export const dynamicQuantPass = defineModelPass<DynamicQuantOptions>(
   'quantize-dynamic',
   'Dynamic INT8 quantization of MatMul/Gemm (int8 weights, activations quantized at run time)',
   (model, options) => {
     const r = quantizeDynamic(model, options);
-    model.graph = r.model.graph;
-    return { changed: r.nodes.length > 0, notes: r.notes, counts: { 'quantize-dynamic': r.nodes.length } };
+    return {
+      model: r.model,
+      changed: r.nodes.length > 0,
+      notes: r.notes,
+      findings: keptFindings(r.skipped, 'quantize-dynamic'),
+      counts: { 'quantize-dynamic': r.nodes.length },
+    };
   },
   {},
 );

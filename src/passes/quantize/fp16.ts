@@ -3,9 +3,9 @@
 // name) and chosen ops stay float32 (Casts around them, shared per value). Ops whose inputs ONNX fixes to float32
 // (Resize scales/roi, quantization ops, com.microsoft ops, random generators) are always kept float32.
 import type { Model, Node, Tensor, Value } from '../../ir/index.js';
-import { A, Emitter, Tensor as T, dtypeCode, floatToHalf } from '../../ir/index.js';
+import { A, Emitter, Tensor as T, cleanup, dtypeCode, floatToHalf } from '../../ir/index.js';
 import { constantNodeTensor } from '../../ops/index.js';
-import { definePass } from '../manager.js';
+import { defineModelPass } from '../manager.js';
 import { f64, isOnnxDomain, tryInferShapes } from '../util.js';
 import { filterFor } from './select.js';
 
@@ -155,8 +155,7 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
     c.name = name;
     return c;
   });
-  g.toposort();
-  g.removeUnused();
+  cleanup(m);
   notes.push(
     `Converted ${converted} node(s) to float16; kept float32: ${
       Object.entries(kept)
@@ -170,13 +169,17 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
 }
 
 /** `convert-fp16` as a pass. */
-export const fp16Pass = definePass<Fp16Options>(
+export const fp16Pass = defineModelPass<Fp16Options>(
   'convert-fp16',
   'Float16 weights and compute, float32 model inputs/outputs',
   (model, options) => {
     const r = convertFp16(model, options);
-    model.graph = r.model.graph;
-    return { changed: r.converted > 0, notes: r.notes, counts: { 'convert-fp16': r.converted } };
+    return {
+      model: r.model,
+      changed: r.converted > 0,
+      notes: r.notes,
+      counts: { 'convert-fp16': r.converted },
+    };
   },
   {},
 );

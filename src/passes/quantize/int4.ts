@@ -11,8 +11,8 @@
 // The packing follows MatMulNBits' layout (numeric.ts `packMatMulNBits`).
 import { InputError } from '../../errors.js';
 import type { Model, Node, Tensor } from '../../ir/index.js';
-import { A, Tensor as T } from '../../ir/index.js';
-import { definePass } from '../manager.js';
+import { A, Tensor as T, cleanup } from '../../ir/index.js';
+import { defineModelPass } from '../manager.js';
 import { constTensor, f64, isOp, replaceNodes, tryInferShapes } from '../util.js';
 import { collectGram, type Feeds } from './calibrate.js';
 import {
@@ -23,7 +23,7 @@ import {
   type BlockQuantized,
 } from './numeric.js';
 import { checkFilter, filterFor, type NodeFilter } from './select.js';
-import type { SkippedNode } from './static.js';
+import { keptFindings, type SkippedNode } from './static.js';
 
 import type { Int4Method } from '../names.js';
 export { INT4_METHODS, type Int4Method } from '../names.js';
@@ -322,8 +322,7 @@ export async function quantizeInt4(model: Model, opts: Int4Options = {}): Promis
     nodes.push(label);
   }
   for (const n of g.nodes) if (n.opType === 'MatMulNBits') n.trimInputs();
-  g.toposort();
-  g.removeUnused();
+  cleanup(m);
   const notes = [
     `Quantized ${nodes.length} MatMul/Gemm weight(s) to 4 bits (${method}, block ${blockSize}, ${symmetric ? 'symmetric' : 'asymmetric'}): ${before} → ${after} bytes (${before ? ((after / before) * 100).toFixed(1) : '0'} %)`,
   ];
@@ -333,14 +332,18 @@ export async function quantizeInt4(model: Model, opts: Int4Options = {}): Promis
 }
 
 /** `quantize-int4` as a pass (for pipelines). */
-export const int4QuantPass = definePass<Int4Options>(
+export const int4QuantPass = defineModelPass<Int4Options>(
   'quantize-int4',
   'INT4 weight-only quantization of MatMul/Gemm weights into com.microsoft MatMulNBits',
   async (model, options) => {
     const r = await quantizeInt4(model, options);
-    model.graph = r.model.graph;
-    for (const [k, v] of r.model.opsetImports) model.opsetImports.set(k, v);
-    return { changed: r.nodes.length > 0, notes: r.notes, counts: { 'quantize-int4': r.nodes.length } };
+    return {
+      model: r.model,
+      changed: r.nodes.length > 0,
+      notes: r.notes,
+      findings: keptFindings(r.skipped, 'quantize-int4'),
+      counts: { 'quantize-int4': r.nodes.length },
+    };
   },
   {},
 );

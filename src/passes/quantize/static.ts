@@ -22,10 +22,11 @@
 // are not a multiple of 4 read a zero-padded input so that MLAS's symmetric int8 kernel takes them.
 // `prepareStatic` makes those rewrites, `planStatic` decides, `calibrate` measures the ranges of the planned
 // tensors, `applyStatic` rewrites a clone.
+import type { Note } from '../../util/note.js';
 import { InputError, UnsupportedError } from '../../errors.js';
 import type { Model, Node, Tensor, Value } from '../../ir/index.js';
-import { A, Tensor as T } from '../../ir/index.js';
-import { definePass } from '../manager.js';
+import { A, Tensor as T, cleanup } from '../../ir/index.js';
+import { defineModelPass } from '../manager.js';
 import { constTensor, f64, isOnnxDomain, soleReader, tryInferShapes } from '../util.js';
 import {
   calibrate,
@@ -89,6 +90,18 @@ export interface SkippedNode {
   node: string;
   opType: string;
   reason: string;
+}
+
+/** Candidates a quantizer kept float, as structured `kept` notes (the same text as its "Kept … float" lines). */
+export function keptFindings(skipped: readonly SkippedNode[], rule: string): Note[] {
+  return skipped.map((s) => ({
+    kind: 'kept' as const,
+    text: `Kept ${s.opType} "${s.node}" float: ${s.reason}`,
+    node: s.node,
+    opType: s.opType,
+    rule,
+    reason: s.reason,
+  }));
 }
 
 export interface QuantPlan {
@@ -472,8 +485,7 @@ export function padConvChannels(model: Model, opts: StaticPlacementOptions): str
     changed.push(n.label);
   }
   if (changed.length) {
-    g.toposort();
-    g.removeUnused();
+    cleanup(model);
   }
   return changed;
 }
@@ -650,8 +662,7 @@ export function applyStatic(
       n.setInput(bi, db.output(0));
     }
   }
-  g.toposort();
-  g.removeUnused();
+  cleanup(m);
   notes.push(
     `Quantized ${plan.nodes.length} node(s) (${plan.perChannel ? 'per-channel' : 'per-tensor'} int8 weights, ${qt} activations), ${plan.tensors.size} activation tensor(s) in ${plan.roots.length} range group(s)`,
   );
@@ -660,15 +671,16 @@ export function applyStatic(
 }
 
 /** `quantize-static` as a pass (for pipelines; needs `calibration` or `ranges` in its options). */
-export const staticQuantPass = definePass<StaticQuantOptions>(
+export const staticQuantPass = defineModelPass<StaticQuantOptions>(
   'quantize-static',
   'Static INT8 quantization in QDQ form (calibrated uint8 activations, per-channel int8 weights, int32 biases)',
   async (model, options) => {
     const r = await quantizeStatic(model, options);
-    model.graph = r.model.graph;
     return {
+      model: r.model,
       changed: r.plan.nodes.length > 0,
       notes: r.notes,
+      findings: keptFindings(r.plan.skipped, 'quantize-static'),
       counts: { 'quantize-static': r.plan.nodes.length },
     };
   },
