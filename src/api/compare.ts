@@ -6,7 +6,7 @@ import { evaluate, type ClassMetrics, type EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
 import { loadModel } from '../onnx/index.js';
 import { layerSqnr, type LayerSqnr } from '../passes/quantize/index.js';
-import { Session, type HostTensor } from '../runtime/index.js';
+import { medianRunMs, Session, type HostTensor } from '../runtime/index.js';
 import type { DataReadOptions } from './common.js';
 
 /** Bytes on disk: the model file plus the external data files its tensors name. */
@@ -36,15 +36,7 @@ async function latency(
 ): Promise<number> {
   const s = await Session.create(m, { threads, label: 'the model' });
   try {
-    for (let i = 0; i < 5; i++) await s.run(feeds);
-    const t: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const t0 = performance.now();
-      await s.run(feeds);
-      t.push(performance.now() - t0);
-    }
-    t.sort((a, b) => a - b);
-    return t[t.length >> 1]!;
+    return await medianRunMs(s, feeds, { runs: reps, warmup: 5 });
   } finally {
     await s.release();
   }

@@ -47,21 +47,15 @@ export function definePass<O extends object>(
   body: (model: Model, options: O) => Promise<Omit<PassResult, 'model'>> | Omit<PassResult, 'model'>,
   defaults: O,
 ): Pass<O> {
-  return {
+  return defineModelPass(
     name,
     summary,
-    async run(model: Model, options?: Partial<O>): Promise<PassResult> {
+    async (model, options: O) => {
       const m = model.clone();
-      const r = await body(m, { ...defaults, ...(options ?? {}) } as O);
-      return {
-        model: r.changed ? m : model,
-        changed: r.changed,
-        notes: r.notes,
-        counts: r.counts,
-        ...(r.findings ? { findings: r.findings } : {}),
-      };
+      return { ...(await body(m, options)), model: m };
     },
-  };
+    defaults,
+  );
 }
 
 /**

@@ -1,2 +1,3 @@
 export * from './ort.js';
 export * from './profile.js';
+export * from './latency.js';

@@ -169,59 +169,22 @@ async function resolveOptions(o: TrainOptions): Promise<FlatOptions> {
   };
 }
 
-/** The options as the loop reads them (TrainOptions resolved: groups flattened, data in memory). */
-interface FlatOptions {
-  data: TrainData;
-  /** Validated after every epoch through ORT on the exported model. */
-  val?: TrainData;
-  /** Evaluated once at the end (evaluate()): testAccuracy and the full EvalResult. */
-  test?: TrainData | DataSource;
-  /** Total epochs of the run (a resumed run continues up to this number). */
-  epochs: number;
-  /** Default 64. */
-  batchSize?: number;
-  /** Drop a last partial batch (default true, like the PyTorch reference; ignored when data has < batchSize rows). */
-  dropLast?: boolean;
-  optimizer: OptimizerSpec;
-  /** Default { kind: 'cross-entropy' }. */
-  loss?: LossSpec;
-  /** A number (constant), a schedule spec, or a function of the global step. */
-  lr: LrSchedule;
-  /** Shuffling seed (epoch e uses epochOrder(n, seed, e)) and Dropout seed of the step graph. Default 0. */
-  seed?: number;
-  /** Stop after `patience` epochs in a row that do not improve `metric` by more than `minDelta` (default 0). */
-  earlyStopping?: { patience: number; minDelta?: number; metric?: Metric };
-  /** Keep the weights of the best epoch (by `metric`: default val_accuracy, or train_loss without `val`) and return them. */
-  keepBest?: boolean | { metric?: Metric };
-  /** Save a checkpoint every `everyEpochs` epochs (default 1) and/or every `everySteps` steps, and at the end. */
-  checkpoint?: { path: string; everyEpochs?: number; everySteps?: number };
-  /** Continue from a checkpoint (a path, or a decoded one). */
-  resume?: string | Checkpoint;
-  /** Progress bar on stderr (default: none). */
-  progress?: ProgressOptions & { label?: string };
-  /** One line per epoch (e.g. io.err). */
-  log?: (line: string) => void;
-  onStepEnd?: (info: StepInfo) => void | Promise<void>;
-  onEpochEnd?: (info: EpochInfo) => EpochVerdict | Promise<EpochVerdict>;
-  /**
-   * Extra graph inputs for a batch, by dataset row indices (e.g. { teacher_logits } for distillation, { target }
-   * for mse). `batch` arrays are reused by the next step: copy what you keep.
-   */
-  extraInputs?: (
-    indices: Uint32Array,
-    batch: { x: Float32Array; y: BigInt64Array; n: number },
-  ) => Record<string, HostTensor> | Promise<Record<string, HostTensor>>;
-  /** Passed to createTrainStep. */
-  trainable?: TrainStepOptions['trainable'];
-  gradClipNorm?: number;
-  inputName?: string;
-  outputName?: string;
-  threads?: number;
-  /** A ready runner for `model` (e.g. with pruning masks); the trainer then neither creates nor releases one. */
-  runner?: TrainStepRunner;
-  /** Recorded in checkpoints (model name, command line, …). */
-  meta?: Record<string, unknown>;
-}
+/** The options as the loop reads them: TrainOptions with its groups flattened and the training rows in memory. */
+type FlatOptions = Omit<
+  TrainOptions,
+  'data' | 'val' | 'test' | 'selection' | 'checkpoint' | 'hooks' | 'step' | 'run'
+> &
+  NonNullable<TrainOptions['selection']> &
+  NonNullable<TrainOptions['hooks']> &
+  NonNullable<TrainOptions['step']> &
+  NonNullable<TrainOptions['run']> & {
+    data: TrainData;
+    val?: TrainData;
+    test?: TrainInput;
+    checkpoint?: { path: string; everyEpochs?: number; everySteps?: number };
+    resume?: string | Checkpoint;
+    meta?: Record<string, unknown>;
+  };
 
 export interface TrainResult {
   /** Clean inference graph: the best epoch's weights with keepBest (when validation ran), else the last. */

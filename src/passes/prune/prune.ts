@@ -6,7 +6,7 @@ import { type BatchSource, permutation } from '../../data/batch.js';
 import { InputError } from '../../errors.js';
 import { evaluate } from '../../eval/evaluate.js';
 import type { Model } from '../../ir/index.js';
-import { type HostTensor, Session } from '../../runtime/index.js';
+import { type HostTensor, medianRunMs, Session } from '../../runtime/index.js';
 import { summarize } from '../../summary/summary.js';
 import { train, type TrainData } from '../../train/trainer.js';
 import type { OptimizerSpec } from '../../train/types.js';
@@ -118,15 +118,7 @@ export async function measureLatency(model: Model, batch = 1, runs = 20): Promis
               data: Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 255) / 255),
             };
     }
-    for (let i = 0; i < 3; i++) await s.run(feeds);
-    const t: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await s.run(feeds);
-      t.push(performance.now() - t0);
-    }
-    t.sort((a, b) => a - b);
-    return t[t.length >> 1]!;
+    return await medianRunMs(s, feeds, { runs, warmup: 3 });
   } finally {
     await s.release();
   }
