@@ -76,7 +76,7 @@ export interface QuantizeOutcome {
 /** Quantize a model (see QuantizeOptions). The input is left as it was. */
 export async function quantize(input: ModelArg, o: QuantizeOptions): Promise<QuantizeOutcome> {
   const auto = !!o.auto;
-  const mode = o.mode ?? (auto ? undefined : undefined);
+  const mode = o.mode;
   if (auto && mode !== undefined && mode !== 'static')
     throw new InputError(
       'usage',
@@ -160,7 +160,27 @@ export async function quantize(input: ModelArg, o: QuantizeOptions): Promise<Qua
       ctx.log(
         `float model accuracy ${(accuracyBefore * 100).toFixed(2)} % on ${evalSrc!.name} (${evalSrc!.n} items)`,
       );
-    const { mode: _m, auto: _a, qat, ...placement } = o;
+    // the stage options: placement and per-mode options (data, samples, seed, output and logging stay here)
+    const {
+      mode: _m,
+      auto: _a,
+      qat,
+      data: _d,
+      evalSamples: _e,
+      calibData: _c,
+      calibSamples: _cs,
+      trainData: _t,
+      trainLimit: _tl,
+      valRows: _v,
+      maxDrop: _md,
+      seed: _s,
+      threads: _th,
+      read: _r,
+      out: _o,
+      log: _l,
+      quiet: _q,
+      ...placement
+    } = o;
     const stage = auto
       ? autoStage({ ...placement, ...(qat ? { qat } : {}) })
       : m === 'qat'

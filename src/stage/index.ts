@@ -52,3 +52,4 @@ export {
   type ClassLimits,
 } from '../eval/gates.js';
 export { pruneStage, resolvePruneOptions, type PruneStageOptions, type PruneStageReport } from './prune.js';
+export { measureModel, checkContextGates, type MeasureOptions } from './measure.js';

@@ -16,6 +16,7 @@ import { buildModel } from '../models/index.js';
 import { encodeModel } from '../onnx/index.js';
 import { runModel } from '../runtime/index.js';
 import { createContext, runStage, runStages } from './context.js';
+import { checkContextGates, measureModel } from './measure.js';
 import { optimizeStage } from './optimize.js';
 import { quantizeStage } from './quantize.js';
 import type { Stage } from './types.js';
@@ -146,4 +147,31 @@ test('optimize stage: kept/rewrite notes from the rules, the output gate verdict
     rewrites.filter((n) => n.rule === 'fold-bn-into-conv').length,
     r.report.detail.passes.find((p) => p.name === 'fold-batchnorm')!.counts['fold-bn-into-conv'],
   );
+});
+
+test('measure and gate: bytes, peak memory, accuracy and recall on the eval data, latency; a recall gate blocks', async () => {
+  const m = mlp();
+  const ds = test1k();
+  const ctx = createContext({
+    data: { eval: fromDataset(ds, { model: m, name: 'eval' }) },
+    gates: { maxDrop: 5, minRecall: { '0': 0.99 } },
+  });
+  const q = (await runStage(quantizeStage({ mode: 'dynamic' }), m, ctx)).model;
+  const f = await measureModel(q, ctx, { latency: { batch: 4, runs: 5 } });
+  assert.equal(f.bytes, encodeModel(q).byteLength);
+  assert.ok(f.peakBytes! > 0 && f.latencyMs! > 0);
+  const e = await ctx.evaluate(q);
+  assert.equal(f.accuracy, e.accuracy);
+  assert.deepEqual(
+    f.recall,
+    e.perClass.map((c) => c.recall),
+  );
+  const g = await checkContextGates(q, ctx, { baseline: m });
+  const drop = g.results.find((r) => r.name === 'max-drop')!;
+  assert.ok(Math.abs(drop.value! - (g.baseline!.accuracy! - g.candidate.accuracy!) * 100) < 1e-9);
+  // an untrained mlp cannot recall 99 % of class 0: the per-class gate fails with its figure
+  const rec = g.results.find((r) => r.name === 'min-recall:0')!;
+  assert.equal(rec.passed, rec.value! >= 0.99);
+  assert.equal(rec.value, f.recall![0]);
+  await ctx.close();
 });
