@@ -31,6 +31,22 @@ export interface SessionOptions {
   profilePrefix?: string;
   /** Name for messages (a file path or model name). */
   label?: string;
+  /**
+   * Serve weights from the file's pages: for a model loaded from a path whose tensors are in an external data file
+   * at page-aligned offsets, ORT maps that file; turning pre-packing off keeps its kernels reading the mapped
+   * weights instead of packed private copies, so processes that map the same file share those pages
+   * (`session.disable_prepacking`; measured in BENCHMARKS.md, "Serving").
+   */
+  mapWeights?: boolean;
+}
+
+/** A graph input or output as ORT reports it: dtype and dims (a string for a named symbolic dim, -1 unknown). */
+export interface ValueInfo {
+  name: string;
+  /** ORT's tensor type name (float32, int64, …), or undefined for a non-tensor value. */
+  dtype: DType | undefined;
+  /** [] for a scalar, and also when ORT knows no shape (ORT does not tell the two apart). */
+  shape: (number | string)[];
 }
 
 /** ORT failed to load or run a model. */
@@ -83,6 +99,9 @@ export class Session {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly label: string;
+  /** Inputs and outputs with dtype and shape, as ORT reports them. */
+  readonly inputInfo: readonly ValueInfo[];
+  readonly outputInfo: readonly ValueInfo[];
   private readonly model: Model | undefined;
 
   private constructor(
@@ -94,6 +113,8 @@ export class Session {
     this.outputNames = inner.outputNames;
     this.label = label;
     this.model = model;
+    this.inputInfo = inner.inputMetadata.map(valueInfo);
+    this.outputInfo = inner.outputMetadata.map(valueInfo);
   }
 
   /** A session from an IR model, serialized bytes, or a path to an ONNX file. */
@@ -114,10 +135,11 @@ export class Session {
       so.enableProfiling = true;
       so.profileFilePrefix = opts.profilePrefix;
     }
-    if (opts.config && Object.keys(opts.config).length) {
+    const config = { ...(opts.mapWeights ? { 'session.disable_prepacking': '1' } : {}), ...opts.config };
+    if (Object.keys(config).length) {
       // ORT takes session config entries through `extra` (nested by the dots of the key)
       const extra: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(opts.config)) {
+      for (const [k, v] of Object.entries(config)) {
         const parts = k.split('.');
         let o = extra;
         for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
@@ -173,10 +195,9 @@ export class Session {
 
   /** Refuse outputs Node cannot receive (ORT 1.30 aborts the process on int4/uint4 outputs). */
   private checkFetches(names: readonly string[]): void {
-    if (!this.model) return;
     for (const name of names) {
-      const v: Value | undefined = this.model.graph.outputs.find((o) => o.name === name);
-      const d = v?.dtype;
+      const v: Value | undefined = this.model?.graph.outputs.find((o) => o.name === name);
+      const d = v ? v.dtype : this.outputInfo.find((o) => o.name === name)?.dtype;
       if (d && !ORT_DTYPES[d])
         throw new UnsupportedError(
           'fetch-dtype',
@@ -227,6 +248,11 @@ export class Session {
       }
     }
   }
+}
+
+function valueInfo(m: ort.InferenceSession.ValueMetadata): ValueInfo {
+  if (!m.isTensor) return { name: m.name, dtype: undefined, shape: [] };
+  return { name: m.name, dtype: m.type as DType, shape: [...m.shape] };
 }
 
 function firstLine(e: unknown): string {

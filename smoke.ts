@@ -1,0 +1,14 @@
+import { buildModel } from './src/models/index.js';
+import { saveModel } from './src/onnx/index.js';
+import { startServer } from './src/serve/server.js';
+saveModel(buildModel('cnn-s'), '/tmp/sv/cnn.onnx', { externalData: true });
+const s = await startServer({ models: [{ name: 'cnn', path: '/tmp/sv/cnn.onnx' }], port: 0, token: 'x', log: console.error });
+const url = `http://127.0.0.1:${s.port}`;
+const body = { inputs: { input: { dtype: 'float32', shape: [2, 1, 28, 28], data: Array.from({ length: 2 * 784 }, (_, i) => (i % 7) / 7) } } };
+let r = await fetch(`${url}/v1/models/cnn/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+console.log(r.status, (await r.text()).slice(0, 300));
+r = await fetch(`${url}/v1/models/cnn/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"inputs": ' });
+console.log(r.status, await r.text());
+r = await fetch(`${url}/v1/models/cnn`); console.log(r.status, await r.text());
+r = await fetch(`${url}/metrics`); console.log(r.status, (await r.text()).split('\n').filter(l => l.startsWith('edgefit')).join('\n'));
+await s.close();

@@ -1,0 +1,118 @@
+// Where served models come from. A ModelSource names the version deployed now and the file to load (an ONNX
+// model, or the split.json of a backbone + heads deployment); the server asks it again on reload and on every
+// poll, and loads a new session only when the version changed.
+//
+// Two sources exist: a path given on the command line, and a registry folder. The registry folder is the
+// interface the pipeline's registry plugs into (it only has to keep this layout up to date):
+//
+//   <registry>/<name>/deployed.json   {"version": "<any string>", "path": "<file, relative to <registry>/<name>>"}
+//
+// one subfolder per deployment name; `deployed.json` is replaced atomically (write a temp file, rename) when a
+// version is promoted or rolled back, after the files it points to are complete. `writeDeployed` does that.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, normalize, resolve } from 'node:path';
+import { InputError, UnsupportedError } from '../errors.js';
+import { writeAtomic } from '../util/fs.js';
+
+export interface DeployedVersion {
+  version: string;
+  /** Absolute path of the file to load: an .onnx model or a split deployment's split.json. */
+  path: string;
+}
+
+export interface ModelSource {
+  /** The deployment name (the unit that reloads). */
+  readonly name: string;
+  /** For messages: where the model comes from. */
+  readonly origin: string;
+  /** Whether the server should poll this source for a new deployed version. */
+  readonly polled: boolean;
+  deployed(): Promise<DeployedVersion>;
+}
+
+export const DEPLOYED_FILE = 'deployed.json';
+
+/** A fingerprint of the files' sizes and modification times (a rewritten model gets a new version). */
+function fingerprint(paths: string[]): string {
+  const h = createHash('sha256');
+  for (const p of paths) {
+    try {
+      const s = statSync(p);
+      h.update(`${p}:${s.size}:${s.mtimeMs};`);
+    } catch {
+      h.update(`${p}:missing;`);
+    }
+  }
+  return h.digest('hex').slice(0, 12);
+}
+
+/** A model served from a path; its version is a fingerprint of the file (and its external data file). */
+export function pathSource(name: string, path: string): ModelSource {
+  const abs = resolve(path);
+  return {
+    name,
+    origin: path,
+    polled: false,
+    async deployed() {
+      if (!existsSync(abs))
+        throw new InputError('model-missing', `Model file ${path} does not exist`, { file: path });
+      return { version: fingerprint([abs, `${abs}.data`]), path: abs };
+    },
+  };
+}
+
+function folderSource(root: string, name: string): ModelSource {
+  const dir = join(root, name);
+  const file = join(dir, DEPLOYED_FILE);
+  return {
+    name,
+    origin: file,
+    polled: true,
+    async deployed() {
+      let j: unknown;
+      try {
+        j = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (e) {
+        throw new InputError('registry', `Cannot read ${file}: ${(e as Error).message}`, { file });
+      }
+      const o = j as { version?: unknown; path?: unknown };
+      if (typeof o?.version !== 'string' || typeof o.path !== 'string' || !o.version || !o.path)
+        throw new InputError('registry', `${file} must be {"version": "<string>", "path": "<file>"}`, {
+          file,
+        });
+      const rel = normalize(o.path);
+      if (isAbsolute(rel) || rel.startsWith('..'))
+        throw new InputError('registry', `${file} points outside its folder: "${o.path}"`, { file });
+      return { version: o.version, path: join(dir, rel) };
+    },
+  };
+}
+
+/** Every deployment of a registry folder (subfolders holding a deployed.json). */
+export function registrySources(registry: string): ModelSource[] {
+  if (/^https?:\/\//.test(registry))
+    throw new UnsupportedError(
+      'registry-url',
+      `--registry ${registry}: serving from a registry URL needs the pipeline's registry service, which is not there yet; use a registry folder`,
+      { value: registry },
+    );
+  let names: string[];
+  try {
+    names = readdirSync(registry).filter((n) => existsSync(join(registry, n, DEPLOYED_FILE)));
+  } catch (e) {
+    throw new InputError('registry', `Cannot read registry folder ${registry}: ${(e as Error).message}`, {
+      file: registry,
+    });
+  }
+  if (names.length === 0)
+    throw new InputError('registry', `Registry folder ${registry} has no <name>/${DEPLOYED_FILE}`, {
+      file: registry,
+    });
+  return names.sort().map((n) => folderSource(registry, n));
+}
+
+/** Point a registry folder's deployment at a version (atomically). `path` is relative to `<registry>/<name>`. */
+export function writeDeployed(registry: string, name: string, version: string, path: string): void {
+  writeAtomic(join(registry, name, DEPLOYED_FILE), `${JSON.stringify({ version, path })}\n`);
+}
