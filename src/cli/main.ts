@@ -11,6 +11,7 @@ import { optimize } from './commands/optimize.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { compareCommand } from './commands/compare.js';
 import { pruneCommand } from './commands/prune.js';
+import { serveCommand } from './commands/serve.js';
 
 export const COMMANDS: Command[] = [
   inspect,
@@ -22,6 +23,7 @@ export const COMMANDS: Command[] = [
   quantizeCommand,
   compareCommand,
   pruneCommand,
+  serveCommand,
 ];
 
 function usage(): string {

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { InputError } from '../errors.js';
 
-export interface LoadOptions {
+export interface LoadGenOptions {
   /** http://127.0.0.1:<port>/v1/models/<name>/infer */
   url: string;
   body: Buffer;
@@ -38,7 +38,7 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+export async function runLoad(o: LoadGenOptions): Promise<LoadResult> {
   const u = new URL(o.url);
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname))
     throw new InputError('load-host', `The load tool only talks to the loopback: ${u.hostname} is not`, {

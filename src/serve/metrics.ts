@@ -79,6 +79,7 @@ export class ServerMetrics {
     this.modelBytes = new Gauge({
       name: 'edgefit_model_bytes',
       help: 'Bytes of the loaded model files (model and external data), by deployment and version',
+      aggregator: 'max',
       labelNames: ['model', 'version'],
       registers,
     });
