@@ -31,6 +31,8 @@ export interface Command {
   usage: string;
   /** Positional argument names, for help and the count check. */
   positionals: { name: string; description: string; optional?: boolean }[];
+  /** The last positional may repeat. */
+  variadic?: boolean;
   options: Record<string, OptionSpec>;
   /** Extra lines for --help (examples). */
   examples?: string[];
@@ -79,7 +81,7 @@ export function parseCommand(cmd: Command, argv: string[]): Parsed {
           .join(' ')} (see \`edgefit ${cmd.name} --help\`)`,
         { value: cmd.name },
       );
-    if (parsed.positionals.length > cmd.positionals.length)
+    if (!cmd.variadic && parsed.positionals.length > cmd.positionals.length)
       throw new InputError(
         'usage',
         `edgefit ${cmd.name}: unexpected argument "${parsed.positionals[cmd.positionals.length]}"`,

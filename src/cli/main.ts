@@ -12,6 +12,7 @@ import { quantizeCommand } from './commands/quantize.js';
 import { compareCommand } from './commands/compare.js';
 import { pruneCommand } from './commands/prune.js';
 import { serveCommand } from './commands/serve.js';
+import { splitCommand } from './commands/split.js';
 
 export const COMMANDS: Command[] = [
   inspect,
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   compareCommand,
   pruneCommand,
   serveCommand,
+  splitCommand,
 ];
 
 function usage(): string {

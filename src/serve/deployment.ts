@@ -18,7 +18,8 @@ export interface SplitManifest {
   format: 'edgefit-split';
   version: 1;
   backbone: { file: string; outputs: string[] };
-  heads: Record<string, { file: string; inputs: string[]; outputs: string[] }>;
+  /** Per head: its input names → the backbone output (or model input) that feeds each. */
+  heads: Record<string, { file: string; inputs: Record<string, string>; outputs: string[] }>;
 }
 
 export const SPLIT_FORMAT = 'edgefit-split';
@@ -75,14 +76,22 @@ export class Deployment {
       try {
         const backbone = await open(join(dir, m.backbone.file));
         sessions.push(backbone);
-        const heads = new Map<string, Session>();
+        const heads = new Map<string, Head>();
         for (const [h, spec] of Object.entries(m.heads)) {
           const s = await open(join(dir, spec.file));
           sessions.push(s);
-          heads.set(h, s);
+          for (const n of s.inputNames)
+            if (!spec.inputs?.[n])
+              throw new InputError('split-manifest', `${dv.path}: head "${h}" input "${n}" has no source`, {
+                file: dv.path,
+              });
+          heads.set(h, { session: s, inputs: spec.inputs });
         }
         const models = new Map<string, ServedModel>(
-          [...heads].map(([h, s]) => [h, { name: h, inputs: backbone.inputInfo, outputs: s.outputInfo }]),
+          [...heads].map(([h, s]) => [
+            h,
+            { name: h, inputs: backbone.inputInfo, outputs: s.session.outputInfo },
+          ]),
         );
         const files = [m.backbone.file, ...Object.values(m.heads).map((h) => h.file)].map((f) =>
           join(dir, f),
@@ -96,7 +105,7 @@ export class Deployment {
           sessions,
           (jobs) => runSplit(backbone, heads, jobs),
           opts,
-          whyNotBatchable([backbone, ...heads.values()]),
+          whyNotBatchable([backbone, ...[...heads.values()].map((h) => h.session)]),
         );
       } catch (e) {
         for (const s of sessions) await s.release();
@@ -253,7 +262,12 @@ async function runSingle(s: Session, jobs: Job[]): Promise<Tensors[]> {
 }
 
 /** The backbone once over the whole batch, then each head over its requests' rows. */
-async function runSplit(backbone: Session, heads: Map<string, Session>, jobs: Job[]): Promise<Tensors[]> {
+interface Head {
+  session: Session;
+  inputs: Record<string, string>;
+}
+
+async function runSplit(backbone: Session, heads: Map<string, Head>, jobs: Job[]): Promise<Tensors[]> {
   const order = jobs
     .map((_, i) => i)
     .sort((a, b) => (jobs[a]!.model < jobs[b]!.model ? -1 : jobs[a]!.model > jobs[b]!.model ? 1 : a - b));
@@ -277,8 +291,11 @@ async function runSplit(backbone: Session, heads: Map<string, Session>, jobs: Jo
     const head = heads.get(sorted[a]!.model)!;
     const hf: Tensors = {};
     // one request (batching may be off, with rows counted as 1): its tensors as they are
-    for (const n of head.inputNames) hf[n] = sorted.length === 1 ? mid[n]! : sliceRows(mid[n]!, rowsA, rowsB);
-    const out = await head.run(hf);
+    for (const n of head.session.inputNames) {
+      const t = mid[head.inputs[n]!]!;
+      hf[n] = sorted.length === 1 ? t : sliceRows(t, rowsA, rowsB);
+    }
+    const out = await head.session.run(hf);
     const parts =
       b - a === 1
         ? [out]
