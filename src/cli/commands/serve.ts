@@ -1,5 +1,5 @@
 import { InputError } from '../../errors.js';
-import { type ServeHandle, serve } from '../../serve/index.js';
+import type { ServeHandle } from '../../serve/index.js';
 import { type Command, intOption } from '../command.js';
 
 export const serveCommand: Command = {
@@ -99,6 +99,7 @@ export const serveCommand: Command = {
         });
       return { name, path: m.slice(i + 1) };
     });
+    const { serve } = await import('../../serve/cluster.js');
     const handle: ServeHandle = await serve({
       models,
       registry: p.values.registry as string | undefined,

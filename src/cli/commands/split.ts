@@ -1,5 +1,4 @@
 import { InputError } from '../../errors.js';
-import { splitFiles } from '../../serve/split.js';
 import { type Command, fmtBytes, intOption } from '../command.js';
 
 export const splitCommand: Command = {
@@ -36,6 +35,7 @@ export const splitCommand: Command = {
       throw new InputError('usage', 'edgefit split needs --out <dir>', { value: 'out' });
     const list = (k: string) =>
       typeof p.values[k] === 'string' ? (p.values[k] as string).split(',').filter(Boolean) : undefined;
+    const { splitFiles } = await import('../../serve/split.js');
     const r = await splitFiles(p.positionals, out, {
       names: list('names'),
       at: list('at'),
