@@ -323,7 +323,6 @@ function lineOf(
   lines: LineCounter,
   path: readonly PropertyKey[],
 ): number | undefined {
-  let line: number | undefined;
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n) as any, true);
     if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;

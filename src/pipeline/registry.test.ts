@@ -133,12 +133,12 @@ describe('registry serve', () => {
         401,
       );
       assert.equal((await fetch(`${s.url}/v1/models`, { method: 'POST', headers: auth })).status, 405);
-      const list = await (await fetch(`${s.url}/v1/models`, { headers: auth })).json();
+      const list = (await (await fetch(`${s.url}/v1/models`, { headers: auth })).json()) as any[];
       assert.deepEqual(
         list.map((v: any) => [v.name, v.device, v.version, v.digest]),
         [['fm', 'box', 2, v2.digest]],
       );
-      const meta = await (await fetch(`${s.url}/v1/models/fm/box`, { headers: auth })).json();
+      const meta = (await (await fetch(`${s.url}/v1/models/fm/box`, { headers: auth })).json()) as any;
       assert.equal(meta.version, 2);
       assert.equal(meta.manifest.n, 2);
       assert.ok(meta.files.includes('model.onnx'), meta.files);
