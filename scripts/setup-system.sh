@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages that edgefit's reference tests and fixture generators need: PyTorch, torchvision and onnx for
-# /usr/bin/python3 (FACTS: python3-torch 1.13, python3-torchvision 0.14, python3-onnx 1.12). Run as root on a
-# Debian machine; does nothing when they are already there. `.ci/run` calls it before `npm ci`.
+# Debian packages that edgefit's tests need: PyTorch, torchvision and onnx for /usr/bin/python3 (reference figures
+# and fixture generators; FACTS: python3-torch 1.13, python3-torchvision 0.14, python3-onnx 1.12) and Chromium (the
+# pipeline report is rendered in headless Chromium, driven by playwright-core). Run as root on a Debian machine;
+# does nothing when they are already there. `.ci/run` calls it before `npm ci`.
 set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import torch, torchvision, onnx, numpy' >/dev/null 2>&1 || need+=(python3-torch python3-torchvision python3-onnx python3-numpy)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

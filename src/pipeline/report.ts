@@ -101,13 +101,18 @@ function chart(m: Manifest): string {
         `${i ? 'L' : 'M'}${sx(Math.log10(Math.max(1, p.bytes))).toFixed(1)},${sy(p.accuracy * 100).toFixed(1)}`,
     )
     .join(' ');
+  const placed: [number, number][] = [];
   const dots = pts
     .map((p) => {
       const x = sx(Math.log10(Math.max(1, p.bytes)));
       const y = sy(p.accuracy * 100);
+      // Labels of points that (nearly) coincide are stacked instead of drawn over each other.
+      const near = placed.filter(([px, py]) => Math.abs(px - x) < 60 && Math.abs(py - y) < 12).length;
+      placed.push([x, y]);
+      const ly = y - 8 + near * 13;
       return `<g class="point" data-label="${esc(p.label)}" data-kind="${p.kind}" data-bytes="${p.bytes}" data-accuracy="${p.accuracy}">
   <circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="6" fill="${COLORS[p.kind]}"><title>${esc(p.label)}: ${esc(bytes(p.bytes))}, ${esc(pct(p.accuracy))}</title></circle>
-  <text x="${(x + 9).toFixed(1)}" y="${(y - 8).toFixed(1)}">${esc(p.label)}</text></g>`;
+  <text x="${(x + 9).toFixed(1)}" y="${ly.toFixed(1)}">${esc(p.label)}</text></g>`;
     })
     .join('\n');
   return `<svg id="size-accuracy" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="size vs accuracy">
