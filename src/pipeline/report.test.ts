@@ -113,7 +113,7 @@ describe('pipeline report', () => {
           accuracy: Number(g.getAttribute('data-accuracy')),
           cx: Number(g.querySelector('circle')!.getAttribute('cx')),
           cy: Number(g.querySelector('circle')!.getAttribute('cy')),
-          visible: (g.querySelector('circle') as SVGCircleElement).getBoundingClientRect().width > 0,
+          visible: (g.querySelector('circle') as any).getBoundingClientRect().width > 0,
         })),
       );
       assert.equal(points.length, 5);
