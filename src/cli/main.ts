@@ -13,6 +13,7 @@ import { compareCommand } from './commands/compare.js';
 import { pruneCommand } from './commands/prune.js';
 import { serveCommand } from './commands/serve.js';
 import { splitCommand } from './commands/split.js';
+import { registryCommand } from './commands/registry.js';
 
 export const COMMANDS: Command[] = [
   inspect,
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   pruneCommand,
   serveCommand,
   splitCommand,
+  registryCommand,
 ];
 
 function usage(): string {

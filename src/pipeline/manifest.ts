@@ -62,7 +62,7 @@ export interface Manifest {
   device: string;
   config: { file: string; sha256: string; content: unknown };
   source: { model: string; digest: string };
-  evaluation: { data: string; n: number; classes: number; perClassRecall: Record<string, number> };
+  evaluation: { data: string; split: string; n: number; classes: number };
   slices: Record<string, { class: number }>;
   baseline: ModelFigures;
   stages: StageRecord[];

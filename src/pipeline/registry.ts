@@ -289,7 +289,9 @@ export class Registry {
         .prepare(`SELECT * FROM versions WHERE name = ? AND device = ? AND version = ?`)
         .get(ref.name, ref.device, ref.version);
     if (!r) {
-      const have = this.list({ name: ref.name, device: ref.device }).map((v) => v.version);
+      const have = this.list({ name: ref.name, device: ref.device })
+        .map((v) => v.version)
+        .sort((a, b) => a - b);
       throw new InputError(
         'registry-ref',
         `The registry has no ${refText(ref)}${have.length ? `: it has versions ${have.join(', ')}` : `: it has no versions of ${ref.name} on ${ref.device}`}`,
@@ -389,16 +391,11 @@ export class Registry {
     const vb = this.get(b);
     const ma = this.manifest(va) as any;
     const mb = this.manifest(vb) as any;
-    const classes = new Set<string>([
-      ...Object.keys(ma?.evaluation?.perClassRecall ?? {}),
-      ...Object.keys(mb?.evaluation?.perClassRecall ?? {}),
-    ]);
+    const ra: number[] = ma?.candidate?.perClassRecall ?? [];
+    const rb: number[] = mb?.candidate?.perClassRecall ?? [];
     const perClassRecall: RegistryDiff['perClassRecall'] = {};
-    for (const c of classes)
-      perClassRecall[c] = {
-        a: ma?.evaluation?.perClassRecall?.[c] ?? null,
-        b: mb?.evaluation?.perClassRecall?.[c] ?? null,
-      };
+    for (let c = 0; c < Math.max(ra.length, rb.length); c++)
+      perClassRecall[String(c)] = { a: ra[c] ?? null, b: rb[c] ?? null };
     return {
       a: va,
       b: vb,

@@ -41,7 +41,7 @@ function sampleManifest(): Manifest {
     device: 'retail-box',
     config: { file: 'edgefit.yaml', sha256: 'a'.repeat(64), content: {} },
     source: { model: 'baseline.onnx', digest: 'b'.repeat(64) },
-    evaluation: { data: 'fashion-mnist', n: 10000, classes: 10, perClassRecall: {} },
+    evaluation: { data: 'fashion-mnist', split: 'test', n: 10000, classes: 10 },
     slices: { shirt: { class: 6 } },
     baseline: figures(1_690_000, 0.91, 0.7),
     stages: [
