@@ -36,8 +36,11 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** Extra lines for --help (examples). */
   examples?: string[];
-  /** Returns the result object (printed as JSON with --json) and a human rendering. */
-  run(args: Parsed, io: Io): Promise<{ json: object; text: string }>;
+  /**
+   * Returns the result object (printed as JSON with --json) and a human rendering; `exitCode` (e.g. 4 when a
+   * quality gate failed) is the exit code after printing them (default 0).
+   */
+  run(args: Parsed, io: Io): Promise<{ json: object; text: string; exitCode?: number }>;
 }
 
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {

@@ -14,6 +14,7 @@ import { pruneCommand } from './commands/prune.js';
 import { serveCommand } from './commands/serve.js';
 import { splitCommand } from './commands/split.js';
 import { registryCommand } from './commands/registry.js';
+import { pipelineCommand } from './commands/pipeline.js';
 
 export const COMMANDS: Command[] = [
   inspect,
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   pruneCommand,
   serveCommand,
   splitCommand,
+  pipelineCommand,
   registryCommand,
 ];
 
@@ -72,7 +74,7 @@ export async function main(argv: string[], mio: MainIo = {}): Promise<number> {
     const io: Io = { out, err, quiet: !!parsed.values.quiet, json: !!parsed.values.json };
     const res = await cmd.run(parsed, io);
     out(io.json ? `${JSON.stringify(res.json)}\n` : `${res.text}\n`);
-    return 0;
+    return res.exitCode ?? 0;
   } catch (e) {
     const code = exitCodeOf(e);
     if (e instanceof EdgefitError && code !== 1) err(`edgefit ${verb}: ${e.message}\n`);

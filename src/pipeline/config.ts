@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
+import { isDatasetName } from '../data/index.js';
 import { InputError } from '../errors.js';
 
 /** The config format's version; a config names the version it was written for. */
@@ -350,10 +351,14 @@ export function loadConfig(file: string): LoadedConfig {
   return { config, file: resolve(file), dir: dirname(resolve(file)), text };
 }
 
-/** A path named in the config, resolved against the config's folder; dataset names and registry refs stay as they are. */
-export function resolveIn(dir: string, p: string): string {
-  if (p.startsWith('registry:') || isAbsolute(p) || !/[/\\.]/.test(p)) return p;
-  return resolve(dir, p);
+/** A data spec named in the config: a path resolves against the config's folder; built-in dataset names stay. */
+export function resolveData(dir: string, p: string): string {
+  return isDatasetName(p) ? p : resolve(dir, p);
+}
+
+/** A file or folder named in the config, resolved against the config's folder. */
+export function resolvePath(dir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dir, p);
 }
 
 /** The config schema as a JSON Schema document (what schema/edgefit.schema.json holds). */

@@ -3,6 +3,7 @@
 // per class / per slice, latency, peak memory), how it compares (baseline, deployed) and the gate verdicts.
 // Its `schema` field versions the format: readers refuse a schema they do not know.
 import { InputError } from '../errors.js';
+import type { GateResult } from '../eval/gates.js';
 
 export const MANIFEST_SCHEMA = 'edgefit.manifest/1';
 
@@ -44,17 +45,6 @@ export interface StageRecord {
   report: unknown;
 }
 
-export interface GateVerdict {
-  name: string;
-  passed: boolean;
-  value: number | null;
-  limit: number;
-  /** 'fraction', 'points', 'bytes', 'ms'. */
-  unit: string;
-  /** What the value is measured against (baseline, deployed, a slice). */
-  against?: string;
-}
-
 export interface Manifest {
   schema: typeof MANIFEST_SCHEMA;
   tool: { name: 'edgefit'; version: string };
@@ -70,7 +60,8 @@ export interface Manifest {
   deployed: (ModelFigures & { version: number }) | null;
   /** baseline.bytes / candidate.bytes. */
   compressionRatio: number;
-  gates: GateVerdict[];
+  /** One verdict per gate (src/eval/gates.ts), with the numbers. */
+  gates: GateResult[];
   promoted: boolean;
   registry: { path: string; version: number | null } | null;
   startedAt: string;

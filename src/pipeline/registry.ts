@@ -320,6 +320,16 @@ export class Registry {
     }));
   }
 
+  /** The newest version of a name on a device whose artifact is `digest`, if any. */
+  findByDigest(name: string, device: string, digest: string): RegistryVersion | undefined {
+    const r = this.db
+      .prepare(
+        `SELECT * FROM versions WHERE name = ? AND device = ? AND digest = ? ORDER BY version DESC LIMIT 1`,
+      )
+      .get(name, device, digest);
+    return r ? rowToVersion(r) : undefined;
+  }
+
   /** Make a version the deployed one of its name and device; the one deployed before becomes superseded. */
   promote(ref: VersionRef): { deployed: RegistryVersion; previous?: RegistryVersion } {
     const v = this.get(ref);

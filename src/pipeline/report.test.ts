@@ -53,14 +53,19 @@ function sampleManifest(): Manifest {
     deployed: { ...figures(431_000, 0.9, 0.68), version: 3 },
     compressionRatio: 1_690_000 / 130_000,
     gates: [
-      { name: 'maxDropPoints', passed: true, value: 0.7, limit: 1, unit: 'points', against: 'baseline' },
       {
-        name: 'slice shirt maxRecallDropPoints',
+        name: 'max-drop',
+        passed: true,
+        value: 0.7,
+        limit: 1,
+        message: 'accuracy drop 0.70 points from 91.00 % (at most 1 points)',
+      },
+      {
+        name: 'max-recall-drop:shirt',
         passed: false,
         value: 2.5,
         limit: 2,
-        unit: 'points',
-        against: 'baseline',
+        message: 'recall of class shirt dropped 2.50 points (at most 2)',
       },
     ],
     promoted: false,
@@ -130,7 +135,7 @@ describe('pipeline report', () => {
       const failed = await page.$$eval('#gates tr.fail', (rows) =>
         rows.map((r) => r.getAttribute('data-gate')),
       );
-      assert.deepEqual(failed, ['slice shirt maxRecallDropPoints']);
+      assert.deepEqual(failed, ['max-recall-drop:shirt']);
       assert.equal(await page.textContent('#verdict'), 'not promoted: a gate failed');
       const sliceRow = await page.$$eval('#recall tr.slice', (rows) =>
         rows.map((r) => r.getAttribute('data-class')),

@@ -186,10 +186,10 @@ function gates(m: Manifest): string {
   const rows = m.gates
     .map(
       (g) =>
-        `<tr class="${g.passed ? 'pass' : 'fail'}" data-gate="${esc(g.name)}" data-passed="${g.passed}"><td>${esc(g.name)}</td><td>${g.passed ? 'pass' : 'FAIL'}</td><td>${g.value === null ? '–' : esc(+g.value.toFixed(4))}</td><td>${esc(g.limit)}</td><td>${esc(g.unit)}</td><td>${esc(g.against ?? '')}</td></tr>`,
+        `<tr class="${g.passed ? 'pass' : 'fail'}" data-gate="${esc(g.name)}" data-passed="${g.passed}"><td>${esc(g.name)}</td><td>${g.passed ? 'pass' : 'FAIL'}</td><td>${g.value === null ? '–' : esc(+g.value.toFixed(4))}</td><td>${esc(g.limit)}</td><td class="msg">${esc(g.message)}</td></tr>`,
     )
     .join('');
-  return `<table id="gates"><thead><tr><th>gate</th><th>verdict</th><th>value</th><th>limit</th><th>unit</th><th>against</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return `<table id="gates"><thead><tr><th>gate</th><th>verdict</th><th>value</th><th>limit</th><th>what was measured</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 /** The report page of one run. */
@@ -205,7 +205,7 @@ export function renderReport(m: Manifest): string {
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+th{background:#f3f3f3}td:first-child,th:first-child,td.msg{text-align:left}
 tr.slice{background:#fff3bf}tr.fail td{background:#ffe3e3}tr.pass td:nth-child(2){color:#2f9e44}
 td.neg{color:#c92a2a}.grid{stroke:#e5e5e5}svg text{font-size:11px}.axis{font-size:12px}
 .timeline{display:flex;border:1px solid #ccc;height:26px;margin:8px 0}.bar{background:#d0ebff;border-right:1px solid #fff;font-size:11px;overflow:hidden;white-space:nowrap;padding:4px}

@@ -22,12 +22,19 @@ import { passesByName } from '../passes/index.js';
 import { createContext, runStage, type StageContext } from '../stage/context.js';
 import { optimizeStage } from '../stage/optimize.js';
 import { autoStage, qatStage, quantizeStage } from '../stage/quantize.js';
-import { trainStage } from '../stage/train.js';
 import type { Stage, StageReport } from '../stage/types.js';
 import { summarize } from '../summary/summary.js';
 import { writeAtomic } from '../util/fs.js';
 import { measureLatency } from '../eval/latency.js';
-import { loadConfig, resolveIn, stageOf, type LoadedConfig, type PipelineConfig, type StageName } from './config.js';
+import {
+  loadConfig,
+  resolveData,
+  resolvePath,
+  stageOf,
+  type LoadedConfig,
+  type PipelineConfig,
+  type StageName,
+} from './config.js';
 import { TOOL_VERSION, canonicalJson, dataFingerprint, sha256 } from './fingerprint.js';
 import { MANIFEST_SCHEMA, type Manifest, type ModelFigures, type StageRecord } from './manifest.js';
 import { Registry, modelDigest, parseRef } from './registry.js';
@@ -66,8 +73,6 @@ export interface PipelineResult {
   summary: Manifest;
 }
 
-const pointsOf = (x: number) => x * 100;
-
 /** The library's stages, by config name. */
 export const STAGE_BUILDERS: Record<StageName, StageBuilder | undefined> = {
   optimize: (o) =>
@@ -86,15 +91,7 @@ export const STAGE_BUILDERS: Record<StageName, StageBuilder | undefined> = {
       return autoStage({ ...placement, qat: { epochs: o.qatEpochs as any, lr: o.qatLr as any } });
     return quantizeStage({ ...placement, mode: mode as any, blockSize: o.blockSize as any });
   },
-  finetune: (o) =>
-    trainStage({
-      epochs: (o.epochs as number | undefined) ?? 1,
-      batchSize: o.batch as number | undefined,
-      optimizer:
-        o.optimizer === 'adamw' ? { kind: 'adamw', weightDecay: 0.01 } : { kind: 'sgd', momentum: 0.9 },
-      schedule: { kind: 'cosine', lr: (o.lr as number | undefined) ?? (o.optimizer === 'adamw' ? 1e-3 : 0.01) },
-      label: 'finetune',
-    }),
+  finetune: undefined,
   prune: undefined,
   distill: undefined,
 };
@@ -165,7 +162,8 @@ function toGateSpec(c: PipelineConfig): GateSpec {
     minRecall: Object.keys(minRecall).length ? minRecall : undefined,
     maxRecallDrop: Object.keys(maxRecallDrop).length ? maxRecallDrop : undefined,
     maxBytes: g.maxBytes,
-    maxPeakBytes: g.maxPeakMemoryBytes ?? (c.device?.ramMB ? Math.round(c.device.ramMB * 1024 * 1024) : undefined),
+    maxPeakBytes:
+      g.maxPeakMemoryBytes ?? (c.device?.ramMB ? Math.round(c.device.ramMB * 1024 * 1024) : undefined),
     maxLatencyMs: g.maxLatencyMs ?? c.device?.latencyMs,
   };
 }
@@ -188,7 +186,7 @@ function resolveSource(
     const path = reg.modelPath(v);
     return { model: loadModel(path), path, label: `${spec} (${v.name}@${v.version})` };
   }
-  const path = resolveIn(loaded.dir, spec);
+  const path = resolvePath(loaded.dir, spec);
   if (!existsSync(path))
     throw new InputError('source', `source.model: ${spec} does not exist (resolved to ${path})`, {
       file: path,
@@ -198,7 +196,11 @@ function resolveSource(
 }
 
 /** A fingerprint of what the run reads, for --if-changed: config, source model, data, tool version. */
-function runKey(loaded: LoadedConfig, sourceDigest: string, data: Record<string, string | undefined>): string {
+function runKey(
+  loaded: LoadedConfig,
+  sourceDigest: string,
+  data: Record<string, string | undefined>,
+): string {
   const fps = Object.fromEntries(
     Object.entries(data)
       .filter(([, v]) => v !== undefined)
@@ -226,14 +228,14 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
       throw new InputError('config', 'source.model names the registry, but the config has no registry.path', {
         path: 'registry',
       });
-    reg ??= Registry.open(resolveIn(loaded.dir, c.registry.path), { create: true });
+    reg ??= Registry.open(resolvePath(loaded.dir, c.registry.path), { create: true });
     return reg;
   };
 
   const dataSpecs = {
-    train: c.data.train ? resolveIn(loaded.dir, c.data.train) : undefined,
-    calibration: c.data.calibration ? resolveIn(loaded.dir, c.data.calibration) : undefined,
-    evaluation: resolveIn(loaded.dir, c.data.evaluation),
+    train: c.data.train ? resolveData(loaded.dir, c.data.train) : undefined,
+    calibration: c.data.calibration ? resolveData(loaded.dir, c.data.calibration) : undefined,
+    evaluation: resolveData(loaded.dir, c.data.evaluation),
   };
   const evalSplit = c.data.evaluationSplit ?? 'test';
 
@@ -243,7 +245,11 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
     const key = runKey(loaded, sourceDigest, dataSpecs);
     const lastFile = join(work, 'runs', `${c.name}@${device}.last.json`);
     if (o.ifChanged && existsSync(lastFile)) {
-      const last = JSON.parse(readFileSync(lastFile, 'utf8')) as { key: string; manifest: string; result: PipelineResult };
+      const last = JSON.parse(readFileSync(lastFile, 'utf8')) as {
+        key: string;
+        manifest: string;
+        result: PipelineResult;
+      };
       if (last.key === key && existsSync(last.manifest)) {
         log(`nothing changed since the last run (${last.manifest}): not running`);
         return { ...last.result, skipped: true };
@@ -253,7 +259,8 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
     // The data: opened lazily by the stages that need it, once per run.
     const openFor = (spec: string | undefined, split: 'train' | 'test', limit?: number) =>
       spec
-        ? () => openData(spec, { model: source.model, split, limit, limitSeed: seed, needLabels: 'the pipeline' })
+        ? () =>
+            openData(spec, { model: source.model, split, limit, limitSeed: seed, needLabels: 'the pipeline' })
         : undefined;
     const ctx: StageContext = createContext({
       data: {
@@ -316,17 +323,17 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
     const figures = async (m: Model, digest: string): Promise<ModelFigures> => {
       const e = await evalFigures(m, digest);
       const s = summarize(m, { batch: 1 });
-      const names = classNames(c, e.classes);
       return {
         digest,
         bytes: modelBytes(m),
         params: s.params,
         accuracy: e.accuracy,
         perClassRecall: e.recall,
-        slices: Object.fromEntries(Object.entries(c.slices ?? {}).map(([n, sl]) => [n, e.recall[sl.class] ?? NaN])),
+        slices: Object.fromEntries(
+          Object.entries(c.slices ?? {}).map(([n, sl]) => [n, e.recall[sl.class] ?? NaN]),
+        ),
         latencyMs: await latencyOf(m, digest),
         peakMemoryBytes: s.bytes + s.peakActivationBytes,
-        ...(names.length ? {} : {}),
       };
     };
 
@@ -343,7 +350,9 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
       if (!build)
         throw new UnsupportedError(
           'stage',
-          `stages[${index}].${name}: this edgefit has no ${name} stage yet (stages available: ${Object.entries({ ...STAGE_BUILDERS, ...o.stages })
+          `stages[${index}].${name}: this edgefit has no ${name} stage yet (stages available: ${Object.entries(
+            { ...STAGE_BUILDERS, ...o.stages },
+          )
             .filter(([, b]) => b)
             .map(([n]) => n)
             .join(', ')})`,
@@ -421,12 +430,21 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
       peakBytes: f.peakMemoryBytes ?? undefined,
       latencyMs: f.latencyMs ?? undefined,
     });
-    const gates = checkGates(gateSpec, measures(candidate), {
-      baseline: measures(baseline),
-      deployed: deployed ? measures(deployed) : undefined,
-    });
+    // With nothing deployed yet there is nothing to regress against: that gate passes and says why.
+    const gates = checkGates(
+      deployed ? gateSpec : { ...gateSpec, maxDropVsDeployed: undefined },
+      measures(candidate),
+      { baseline: measures(baseline), deployed: deployed ? measures(deployed) : undefined },
+    );
+    if (!deployed && gateSpec.maxDropVsDeployed !== undefined)
+      gates.push({
+        name: 'max-drop-vs-deployed',
+        passed: true,
+        value: null,
+        limit: gateSpec.maxDropVsDeployed,
+        message: `nothing of ${c.name} is deployed on ${device} yet: no regression to check`,
+      });
     const passed = gates.every((g) => g.passed);
-    const evalSrc = evalSource ?? (await ctx.source('eval'));
 
     // The run folder: candidate model, manifest, report.
     const stamp = startedAt.replace(/[:.]/g, '-');
@@ -461,24 +479,30 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
       finishedAt: '',
       seconds: 0,
     };
-    void evalSrc;
 
     let version: number | null = null;
     const promote = passed && (o.promote ?? c.registry?.promote ?? true);
     if (c.registry) {
       const r = registry();
-      const finishedAt = new Date().toISOString();
-      const v = r.register(
-        model,
-        { ...manifest, finishedAt, seconds: (performance.now() - t0) / 1000 },
-        { name: c.name, device, accuracy: candidate.accuracy },
-      );
+      // A candidate the registry already has (a rerun with nothing changed) keeps its version.
+      const known = r.findByDigest(c.name, device, digest);
+      const v =
+        known ??
+        r.register(
+          model,
+          { ...manifest, finishedAt: new Date().toISOString(), seconds: (performance.now() - t0) / 1000 },
+          { name: c.name, device, accuracy: candidate.accuracy },
+        );
       version = v.version;
       manifest.registry = { path: r.dir, version };
-      if (promote) {
-        r.promote({ name: c.name, device, version });
+      if (promote && v.state === 'rolled-back')
+        log(`${c.name}@${v.version} was rolled back: not promoting it again (edgefit registry promote does)`);
+      else if (promote) {
+        if (v.state !== 'deployed') r.promote({ name: c.name, device, version });
         manifest.promoted = true;
       }
+      if (known)
+        log(`the registry already has this candidate as ${c.name}@${known.version} (${known.state})`);
     }
     manifest.finishedAt = new Date().toISOString();
     manifest.seconds = (performance.now() - t0) / 1000;
@@ -515,7 +539,13 @@ function technique(name: StageName, options: Record<string, unknown>, report: St
       const mode = String(detail?.mode ?? options.mode ?? 'static');
       return mode.startsWith('auto')
         ? `auto quantization (${mode.slice(5) || 'PTQ→mixed→QAT'})`
-        : { static: 'static INT8 (QDQ)', dynamic: 'dynamic INT8', int4: 'INT4 weight-only', fp16: 'FP16', qat: 'QAT INT8 (QDQ)' }[mode] ?? mode;
+        : ({
+            static: 'static INT8 (QDQ)',
+            dynamic: 'dynamic INT8',
+            int4: 'INT4 weight-only',
+            fp16: 'FP16',
+            qat: 'QAT INT8 (QDQ)',
+          }[mode] ?? mode);
     }
     case 'prune':
       return `structured pruning (${String(options.importance ?? 'l1')})`;
@@ -531,5 +561,3 @@ export function statKey(path: string): string {
   const s = statSync(path, { throwIfNoEntry: false });
   return s ? `${s.size}:${s.mtimeMs}` : 'missing';
 }
-
-export { pointsOf };
