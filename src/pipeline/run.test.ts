@@ -23,6 +23,7 @@ import { edgefit } from '../testing/cli.js';
 import { REPO_ROOT } from '../testing/fixtures.js';
 import { Registry } from './registry.js';
 import { runPipeline } from './run.js';
+import { watchPipeline } from './watch.js';
 
 let dir = '';
 let base = '';
@@ -288,5 +289,39 @@ await runPipeline(${JSON.stringify(cfg)}, {
     const c2 = edgefit('pipeline', 'run', cfg2, '--quiet');
     assert.equal(c2.code, 2);
     assert.match(c2.stderr, /source\.model: nothere\.onnx does not exist/);
+  });
+  test('watch reruns when the upstream model file changes, and only then', async () => {
+    const cfg = project('p7', CONFIG());
+    const ac = new AbortController();
+    const runs: number[] = [];
+    const w = watchPipeline(cfg, {
+      intervalSeconds: 0.2,
+      maxRuns: 2,
+      signal: ac.signal,
+      onRun: (r) => {
+        runs.push(r.version!);
+        if (runs.length === 1) {
+          // A new upstream model: the watcher sees the file change and runs again.
+          const m = loadModel(join(dir, 'p7', 'base.onnx'));
+          const v = [...m.graph.initializers.values()].find((x) => x.const && x.const.dims.length === 2)!;
+          const d = new Float32Array(v.const!.toFloat32());
+          d[1]! -= 0.25;
+          m.graph.setInitializer(v, Tensor.from('float32', v.const!.dims, d));
+          saveModel(m, join(dir, 'p7', 'base.onnx'));
+        }
+      },
+    });
+    const timer = setTimeout(() => ac.abort(), 120_000);
+    const done = await w;
+    clearTimeout(timer);
+    assert.deepEqual(runs, [1, 2]);
+    assert.deepEqual(
+      done[1]!.summary.stages.map((s) => s.cached),
+      [false, false],
+    );
+    // The report of a real run has one chart point per model: baseline, each stage, the deployed version.
+    const html = readFileSync(done[1]!.report, 'utf8');
+    assert.equal((html.match(/class="point"/g) ?? []).length, 1 + 2 + 1);
+    assert.match(html, /data-kind="deployed"/);
   });
 });
