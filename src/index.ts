@@ -54,6 +54,27 @@ export type { EvalResult } from './eval/index.js';
 // stages, context, gates: what pruning, distillation and the pipeline plug into
 export * from './stage/index.js';
 
+// the compression pipeline: config, runner, registry, manifest, report
+export {
+  runPipeline,
+  STAGE_BUILDERS,
+  type PipelineRunOptions,
+  type PipelineResult,
+  type StageBuilder,
+} from './pipeline/run.js';
+export { watchPipeline, type WatchOptions } from './pipeline/watch.js';
+export { loadConfig, parseConfig, configJsonSchema, type PipelineConfig } from './pipeline/config.js';
+export {
+  Registry,
+  parseRef,
+  modelDigest,
+  type RegistryVersion,
+  type VersionRef,
+} from './pipeline/registry.js';
+export { serveRegistry, type RegistryServerOptions } from './pipeline/registry-server.js';
+export { MANIFEST_SCHEMA, type Manifest } from './pipeline/manifest.js';
+export { renderReport } from './pipeline/report.js';
+
 // errors (exit codes: InputError 2, UnsupportedError 3, GateError 4, others 1)
 export {
   EdgefitError,

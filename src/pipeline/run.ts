@@ -22,6 +22,7 @@ import { passesByName } from '../passes/index.js';
 import { createContext, runStage, type StageContext } from '../stage/context.js';
 import { optimizeStage } from '../stage/optimize.js';
 import { autoStage, qatStage, quantizeStage } from '../stage/quantize.js';
+import { trainStage } from '../stage/train.js';
 import type { Stage, StageReport } from '../stage/types.js';
 import { summarize } from '../summary/summary.js';
 import { writeAtomic } from '../util/fs.js';
@@ -91,7 +92,18 @@ export const STAGE_BUILDERS: Record<StageName, StageBuilder | undefined> = {
       return autoStage({ ...placement, qat: { epochs: o.qatEpochs as any, lr: o.qatLr as any } });
     return quantizeStage({ ...placement, mode: mode as any, blockSize: o.blockSize as any });
   },
-  finetune: undefined,
+  finetune: (o) =>
+    trainStage({
+      epochs: (o.epochs as number | undefined) ?? 1,
+      batchSize: o.batch as number | undefined,
+      optimizer:
+        o.optimizer === 'adamw' ? { kind: 'adamw', weightDecay: 0.01 } : { kind: 'sgd', momentum: 0.9 },
+      schedule: {
+        kind: 'cosine',
+        lr: (o.lr as number | undefined) ?? (o.optimizer === 'adamw' ? 1e-3 : 0.01),
+      },
+      label: 'finetune',
+    }),
   prune: undefined,
   distill: undefined,
 };
