@@ -1,7 +1,6 @@
 // `edgefit pipeline run|watch <edgefit.yaml>`: the compression pipeline (src/pipeline).
 import { InputError } from '../../errors.js';
-import { runPipeline, type PipelineResult } from '../../pipeline/run.js';
-import { watchPipeline } from '../../pipeline/watch.js';
+import type { PipelineResult } from '../../pipeline/run.js';
 import { type Command, fmtBytes, pct, stringOption, table } from '../command.js';
 
 function render(r: PipelineResult): string {
@@ -107,6 +106,7 @@ export const pipelineCommand: Command = {
       log: io.quiet ? undefined : (l: string) => io.err(`${l}\n`),
     };
     if (action === 'run') {
+      const { runPipeline } = await import('../../pipeline/run.js');
       const r = await runPipeline(file, { ...common, ifChanged: !!p.values['if-changed'] });
       const failed = r.gates.some((g) => !g.passed);
       return {
@@ -126,6 +126,7 @@ export const pipelineCommand: Command = {
             value: 'interval',
           },
         );
+      const { watchPipeline } = await import('../../pipeline/watch.js');
       const ac = new AbortController();
       const stop = () => ac.abort();
       process.once('SIGINT', stop);

@@ -1,7 +1,6 @@
 // `edgefit registry list|show|promote|rollback|diff|serve`: the model registry (src/pipeline/registry.ts).
 import { InputError } from '../../errors.js';
-import { Registry, parseRef, type RegistryVersion } from '../../pipeline/registry.js';
-import { serveRegistry } from '../../pipeline/registry-server.js';
+import type { RegistryVersion } from '../../pipeline/registry.js';
 import { type Command, fmtBytes, pct, stringOption, table } from '../command.js';
 
 const ACTIONS = ['list', 'show', 'promote', 'rollback', 'diff', 'serve'] as const;
@@ -83,6 +82,7 @@ export const registryCommand: Command = {
             value: 'port',
           },
         );
+      const { serveRegistry } = await import('../../pipeline/registry-server.js');
       const s = await serveRegistry({ dir, token, port, host: stringOption(p, 'host') });
       io.err(`registry ${dir} served read-only at ${s.url} (Ctrl-C stops)\n`);
       await new Promise<void>((resolve) => {
@@ -96,6 +96,7 @@ export const registryCommand: Command = {
       });
       return { json: { served: s.url, stopped: true }, text: `registry server at ${s.url} stopped` };
     }
+    const { Registry, parseRef } = await import('../../pipeline/registry.js');
     const reg = Registry.open(dir);
     try {
       switch (action) {
