@@ -26,7 +26,7 @@ import { trainStage } from '../stage/train.js';
 import type { Stage, StageReport } from '../stage/types.js';
 import { summarize } from '../summary/summary.js';
 import { writeAtomic } from '../util/fs.js';
-import { measureLatency } from '../eval/latency.js';
+import { Session, medianRunMs } from '../runtime/index.js';
 import {
   loadConfig,
   resolveData,
@@ -328,7 +328,13 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
       if (hit) return hit.ms;
       const src = await ctx.source('eval');
       const b = await src.read([0]);
-      const ms = await measureLatency(m, b.feeds, { threads, reps: 30 });
+      const session = await Session.create(m, { threads, label: 'a pipeline model' });
+      let ms: number;
+      try {
+        ms = await medianRunMs(session, b.feeds, { runs: 30 });
+      } finally {
+        await session.release();
+      }
       cache.put('latency', k, { ms });
       return ms;
     };
