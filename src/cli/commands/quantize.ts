@@ -2,7 +2,6 @@
 // flag parsing, one call of the library's quantize() (src/api/quantize.ts), printing.
 import type { QuantizeOutcome } from '../../api/quantize.js';
 import type { QatDetail } from '../../stage/quantize.js';
-import { InputError } from '../../errors.js';
 import {
   type Command,
   fmtBytes,
@@ -250,12 +249,6 @@ export const quantizeCommand: Command = {
     const [input, output] = p.positionals as [string, string];
     const auto = !!p.values.auto;
     const mode = stringOption(p, 'mode', QUANT_MODES);
-    if (auto && mode !== undefined)
-      throw new InputError(
-        'usage',
-        '--auto chooses between static INT8, mixed precision and QAT: do not combine it with --mode',
-        { value: 'mode' },
-      );
     const str = (k: string) => stringOption(p, k);
     const { quantize } = await import('../../api/quantize.js');
     const r = await quantize(input, {
