@@ -3,6 +3,9 @@
 //   UnsupportedError an op, dtype, opset or feature we do not handle   → exit 3
 //   GateError        a quality gate failed                             → exit 4
 //   anything else    a bug in edgefit                                  → exit 1
+// A model ONNX Runtime refuses is the user's problem (ModelRefusedError / RuntimeUnsupportedError), decided once per
+// input file before anything runs (src/runtime/ort.ts `checkRuntimeAccepts`); a graph edgefit built that ORT refuses
+// afterwards (a train step, a quantized model) is edgefit's own inconsistency (RuntimeError, exit 1).
 // Every error names the thing it is about (file, node, value, op type, YAML path) in `subject`.
 
 export interface ErrorSubject {
@@ -59,6 +62,18 @@ export class UnsupportedOpError extends UnsupportedError {
     );
   }
 }
+
+/**
+ * ONNX Runtime refuses the user's model file as malformed (a missing opset import, an inconsistent graph): the
+ * message names the file and gives ORT's reason. Decided by `runtimeRefusal` (src/runtime/ort.ts).
+ */
+export class ModelRefusedError extends ModelFormatError {}
+
+/**
+ * ONNX Runtime does not support an op, domain, opset or IR version of the user's model file: the message names the
+ * file and gives ORT's reason. Decided by `runtimeRefusal` (src/runtime/ort.ts).
+ */
+export class RuntimeUnsupportedError extends UnsupportedError {}
 
 /** A quality gate failed. */
 export class GateError extends EdgefitError {

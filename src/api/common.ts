@@ -3,6 +3,7 @@
 import { isDatasetName, openData, type DataSource, type OpenDataOptions, type Split } from '../data/index.js';
 import { assertValid, type Model } from '../ir/index.js';
 import { loadModel, saveModel, type SaveResult } from '../onnx/index.js';
+import { checkRuntimeAccepts } from '../runtime/index.js';
 
 /** A model: an IR model, or the path of an ONNX file. */
 export type ModelArg = Model | string;
@@ -33,6 +34,20 @@ export function resolveModel(m: ModelArg, what = 'the model'): { model: Model; n
   const model = loadModel(m);
   assertValid(model.graph, { opsetImports: model.opsetImports }, m);
   return { model, name: m };
+}
+
+/**
+ * `resolveModel` for a model that will run in ONNX Runtime: a file ORT refuses is the user's input (exit 3 for an
+ * unsupported op/opset/IR version, 2 when malformed, naming the file and ORT's reason), checked before anything
+ * runs, so that a later ORT failure of a graph derived from it is edgefit's own (exit 1).
+ */
+export async function resolveRunnableModel(
+  m: ModelArg,
+  what = 'the model',
+): Promise<{ model: Model; name: string }> {
+  const r = resolveModel(m, what);
+  if (typeof m === 'string') await checkRuntimeAccepts(m);
+  return r;
 }
 
 /** Write `model` atomically (the data file first, the model last). */

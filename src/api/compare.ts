@@ -4,9 +4,8 @@ import { statSync } from 'node:fs';
 import { feedRows, openData, sampleFeeds } from '../data/index.js';
 import { evaluate, type ClassMetrics, type EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
-import { loadModel } from '../onnx/index.js';
 import { layerSqnr, type LayerSqnr } from '../passes/quantize/index.js';
-import { medianRunMs, Session, type HostTensor } from '../runtime/index.js';
+import { loadRunnableModel, medianRunMs, Session, type HostTensor } from '../runtime/index.js';
 import type { DataReadOptions } from './common.js';
 
 /** Bytes on disk: the model file plus the external data files its tensors name. */
@@ -110,8 +109,8 @@ export async function compare(
   const batch = o.batch ?? 64;
   const reps = o.reps ?? 50;
   const log = o.log ?? (() => {});
-  const a = loadModel(fa);
-  const b = loadModel(fb);
+  const a = await loadRunnableModel(fa);
+  const b = await loadRunnableModel(fb);
   const src = await openData(data, {
     ...(o.read ?? {}),
     model: a,

@@ -4,6 +4,7 @@ import type { DataSource } from '../data/index.js';
 import { evaluate as evaluateData, type EvalData, type EvalOptions, type EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
 import { loadModel } from '../onnx/index.js';
+import { loadRunnableModel } from '../runtime/index.js';
 import { inferShapes } from '../ops/index.js';
 import { summarize, type ModelSummary } from '../summary/index.js';
 import { progress, type ProgressOptions } from '../util/progress.js';
@@ -43,7 +44,7 @@ export async function evaluate(
   data: string | DataSource | EvalData,
   o: EvaluateOptions = {},
 ): Promise<EvaluateOutcome> {
-  const m = typeof model === 'string' ? loadModel(model) : model;
+  const m = typeof model === 'string' ? await loadRunnableModel(model) : model;
   const { split, limit, limitSeed, read, needLabels, progress: bar, ...evalOpts } = o;
   if (typeof data !== 'string' && !('read' in data)) {
     const r = await evaluateData(m, data, {

@@ -8,7 +8,14 @@ import { createContext, runStage } from '../stage/context.js';
 import { optimizeStage, type OptimizeOptions as StageOptions } from '../stage/optimize.js';
 import type { StageReport } from '../stage/types.js';
 import type { OptimizeDetail } from '../stage/optimize.js';
-import { resolveModel, writeOutput, type ModelArg, type OutputOptions, type SavedModel } from './common.js';
+import {
+  resolveModel,
+  resolveRunnableModel,
+  writeOutput,
+  type ModelArg,
+  type OutputOptions,
+  type SavedModel,
+} from './common.js';
 
 export interface OptimizeOptions extends Omit<StageOptions, 'passes'> {
   /** Passes (or their names, as `edgefit optimize --passes` takes them), in order; default the standard pipeline. */
@@ -26,7 +33,8 @@ export interface OptimizeOutcome {
 }
 
 export async function optimize(input: ModelArg, o: OptimizeOptions = {}): Promise<OptimizeOutcome> {
-  const { model, name } = resolveModel(input);
+  // the check runs the model in ORT: a file ORT refuses is the input's problem (unchecked: ORT is not needed)
+  const { model, name } = o.check === false ? resolveModel(input) : await resolveRunnableModel(input);
   let passes: Pass<any>[] | undefined;
   if (o.passes) {
     passes = o.passes.map((p) => (typeof p === 'string' ? passesByName([p])[0]! : p));

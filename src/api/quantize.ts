@@ -18,7 +18,7 @@ import type { Model } from '../ir/index.js';
 import {
   dataRef,
   isBuiltin,
-  resolveModel,
+  resolveRunnableModel,
   writeOutput,
   type DataArg,
   type DataReadOptions,
@@ -91,7 +91,7 @@ export async function quantize(input: ModelArg, o: QuantizeOptions): Promise<Qua
     throw new InputError('usage', '--auto needs --data (labelled data for the accuracy gate)', {
       value: 'data',
     });
-  const { model: original, name } = resolveModel(input);
+  const { model: original, name } = await resolveRunnableModel(input);
   const bytesBefore = encodeModel(original).byteLength;
   const seed = o.seed ?? 0;
   const m = auto ? 'static' : mode!;

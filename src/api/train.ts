@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import type { EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
 import { buildModel, isModelName, type ModelName } from '../models/index.js';
-import { loadModel } from '../onnx/index.js';
+import { loadRunnableModel } from '../runtime/index.js';
 import { runPasses, TRAINING_SAFE_PASSES } from '../passes/index.js';
 import { createContext, runStage } from '../stage/context.js';
 import { trainStage, type ScheduleOptions, type TrainReport } from '../stage/train.js';
@@ -90,7 +90,10 @@ export async function train(model: ModelArg | ModelName, o: TrainOptions): Promi
       );
     // an external graph gets the training-safe clean-up first: exporters compute slice bounds and resize scales
     // from shapes, and gradients need them constant
-    const r = typeof model === 'string' ? { model: loadModel(model), name: model } : resolveModel(model);
+    const r =
+      typeof model === 'string'
+        ? { model: await loadRunnableModel(model), name: model }
+        : resolveModel(model);
     m = (await runPasses(r.model, TRAINING_SAFE_PASSES)).model;
     name = r.name;
   }

@@ -3,9 +3,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session, runModel, RuntimeError } from './index.js';
-import { ShapeError, UnsupportedError } from '../errors.js';
-import { decodeModel } from '../onnx/index.js';
+import { checkRuntimeAccepts, ortReason, runtimeRefusal, Session, runModel, RuntimeError } from './index.js';
+import {
+  exitCodeOf,
+  ModelRefusedError,
+  RuntimeUnsupportedError,
+  ShapeError,
+  UnsupportedError,
+} from '../errors.js';
+import { decodeModel, saveModel } from '../onnx/index.js';
 import { Graph, Model, Tensor, tensorType } from '../ir/index.js';
 import { TORCH_FIXTURES, readIo, bitEqual, maxAbsDiff } from '../testing/fixtures.js';
 
@@ -103,6 +109,73 @@ describe('ORT adapter', () => {
       Session.create(new TextEncoder().encode('garbage'), { label: 'garbage.onnx' }),
       RuntimeError,
     );
+  });
+
+  test("a user's file ORT refuses is an input error by cause (3 unsupported, 2 malformed); a graph edgefit built is exit 1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgefit-ort-'));
+    try {
+      const custom = () => {
+        const g = new Graph('custom');
+        const x = g.addInput('x', tensorType('float32', [2]));
+        const n = g.addNode({
+          opType: 'Mystery',
+          domain: 'com.example',
+          inputs: [x],
+          outputs: ['y'],
+          name: 'm',
+        });
+        g.outputs.push(n.output());
+        const m = new Model(g);
+        m.opsetImports.set('', 17);
+        m.opsetImports.set('com.example', 1);
+        return m;
+      };
+      const file = join(dir, 'custom.onnx');
+      saveModel(custom(), file);
+      for (const attempt of [checkRuntimeAccepts(file), Session.create(file)])
+        await assert.rejects(attempt, (e: unknown) => {
+          assert.ok(e instanceof RuntimeUnsupportedError, String(e));
+          assert.equal(exitCodeOf(e), 3);
+          assert.equal(e.subject.file, file);
+          assert.match(
+            e.message,
+            /custom\.onnx: com\.example:Mystery\(-1\) is not a registered function\/op$/,
+          );
+          return true;
+        });
+      // the same graph built in memory (a train step, a quantized model) refused by ORT: edgefit's inconsistency
+      await assert.rejects(Session.create(custom(), { label: 'the train-step graph' }), (e: unknown) => {
+        assert.ok(e instanceof RuntimeError && exitCodeOf(e) === 1, String(e));
+        assert.match(
+          (e as Error).message,
+          /^ONNX Runtime cannot load the train-step graph: com\.example:Mystery/,
+        );
+        return true;
+      });
+      const noOpset = custom();
+      noOpset.opsetImports.clear();
+      saveModel(noOpset, file);
+      await assert.rejects(checkRuntimeAccepts(file), (e: unknown) => {
+        assert.ok(e instanceof ModelRefusedError && exitCodeOf(e) === 2, String(e));
+        assert.match(
+          (e as Error).message,
+          /^ONNX Runtime refuses .*custom\.onnx: Missing opset in the model/,
+        );
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // ORT's reason without its C++ source location, signature or wrappers
+    assert.equal(
+      ortReason(
+        new Error(
+          'Load model from a.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:202 onnxruntime::Model::Model(onnx::ModelProto&&, const onnxruntime::PathString&) Unsupported model IR version: 99, max supported IR version: 13\n',
+        ),
+      ),
+      'Unsupported model IR version: 99, max supported IR version: 13',
+    );
+    assert.ok(runtimeRefusal('a.onnx', new Error('Protobuf parsing failed.')) instanceof ModelRefusedError);
   });
 
   test('int4 outputs are refused instead of crashing the process', async () => {

@@ -1,12 +1,19 @@
 // The ONNX Runtime adapter: the only module of edgefit that imports onnxruntime-node. Everything that computes on
 // tensors does it through a Session made here. Feeds and fetches are plain typed arrays (HostTensor).
 import * as ort from 'onnxruntime-node';
-import { EdgefitError, ShapeError, UnsupportedError } from '../errors.js';
+import {
+  EdgefitError,
+  ModelRefusedError,
+  RuntimeUnsupportedError,
+  ShapeError,
+  UnsupportedError,
+} from '../errors.js';
 import type { DType } from '../ir/dtype.js';
 import { Graph, Model, type Value } from '../ir/graph.js';
 import { tensorType } from '../ir/index.js';
 import type { TypedArray } from '../ir/tensor.js';
 import { encodeModel } from '../onnx/encode.js';
+import { loadModel } from '../onnx/index.js';
 
 export interface HostTensor {
   dtype: DType;
@@ -49,8 +56,76 @@ export interface ValueInfo {
   shape: (number | string)[];
 }
 
-/** ORT failed to load or run a model. */
+/**
+ * ORT failed to load or run a graph edgefit built or passed on (a train step, a quantized model, a probe): edgefit's
+ * own inconsistency (exit 1). A user's model file ORT refuses is a ModelRefusedError or RuntimeUnsupportedError
+ * instead (see `checkRuntimeAccepts`).
+ */
 export class RuntimeError extends EdgefitError {}
+
+/**
+ * ORT's reason for a failure, without the parts that only help ORT's developers: the "Load model from … failed:"
+ * wrapper, the C++ source location and function signature, "Fatal error:".
+ */
+export function ortReason(e: unknown): string {
+  let m = (e instanceof Error ? e.message : String(e)).trim();
+  m = m.replace(/^Load model from [\s\S]*? failed:\s*/, '');
+  m = m.replace(/^\S*onnxruntime\S*\.(?:cc|h|cpp):\d+\s+(?:[^()]*\([^()]*\)(?:\s*const)?\s+)?/, '');
+  m = m.replace(/^Fatal error:\s*/, '');
+  return m.split('\n')[0]!.trim().slice(0, 600);
+}
+
+// What makes a refusal "unsupported" (exit 3) rather than "malformed" (exit 2): an op or domain ORT has no kernel
+// or schema for, an opset or IR version newer than this ORT build.
+const UNSUPPORTED_REASONS: readonly RegExp[] = [
+  /is not a registered function\/op/,
+  /Could not find an implementation for/,
+  /Unsupported model IR version/i,
+  /Opset \d+ is under development/,
+  /official support for domain/i,
+  /\bnot supported\b|\bunsupported\b/i,
+];
+
+/**
+ * The one rule for a model ONNX Runtime refuses to load: the user's input, never a bug of edgefit. An unsupported
+ * op, domain, opset or IR version is a RuntimeUnsupportedError (exit 3); anything else (malformed) a
+ * ModelRefusedError (exit 2). Both name the file and give ORT's reason.
+ */
+export function runtimeRefusal(file: string, e: unknown): ModelRefusedError | RuntimeUnsupportedError {
+  const reason = ortReason(e);
+  if (UNSUPPORTED_REASONS.some((r) => r.test(reason)))
+    return new RuntimeUnsupportedError('ort-unsupported', `ONNX Runtime does not support ${file}: ${reason}`, {
+      file,
+    });
+  return new ModelRefusedError('ort-refused', `ONNX Runtime refuses ${file}: ${reason}`, { file });
+}
+
+/**
+ * Check once, before anything runs, that ONNX Runtime loads the user's model file itself (its bytes, not edgefit's
+ * re-encoding; no graph optimisation, so it is quick). Throws `runtimeRefusal`'s error when it does not, so that a
+ * later failure of a graph edgefit derives from the file can only be edgefit's own.
+ */
+export async function checkRuntimeAccepts(file: string): Promise<void> {
+  let s: ort.InferenceSession;
+  try {
+    s = await ort.InferenceSession.create(file, {
+      graphOptimizationLevel: 'disabled',
+      logSeverityLevel: 4,
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+    });
+  } catch (e) {
+    throw runtimeRefusal(file, e);
+  }
+  await s.release();
+}
+
+/** `loadModel` (src/onnx) for a model that will run in ONNX Runtime: decoded, then `checkRuntimeAccepts`. */
+export async function loadRunnableModel(file: string): Promise<Model> {
+  const m = loadModel(file);
+  await checkRuntimeAccepts(file);
+  return m;
+}
 
 const ORT_DTYPES: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32',
@@ -157,9 +232,9 @@ export class Session {
           so,
         );
     } catch (e) {
-      throw new RuntimeError('ort-load', `ONNX Runtime cannot load ${label}: ${firstLine(e)}`, {
-        file: typeof model === 'string' ? model : undefined,
-      });
+      // a file on disk is the user's model; a graph in memory is one edgefit built or re-encoded
+      if (typeof model === 'string') throw runtimeRefusal(model, e);
+      throw new RuntimeError('ort-load', `ONNX Runtime cannot load ${label}: ${ortReason(e)}`, {});
     }
     return new Session(inner, label, ir);
   }
@@ -177,7 +252,7 @@ export class Session {
     try {
       out = fetches ? await this.inner.run(f, fetches as string[]) : await this.inner.run(f);
     } catch (e) {
-      throw new RuntimeError('ort-run', `ONNX Runtime failed running ${this.label}: ${firstLine(e)}`, {});
+      throw new RuntimeError('ort-run', `ONNX Runtime failed running ${this.label}: ${ortReason(e)}`, {});
     }
     const res: Record<string, HostTensor> = {};
     for (const [k, v] of Object.entries(out)) res[k] = fromOrtTensor(v);
@@ -253,11 +328,6 @@ export class Session {
 function valueInfo(m: ort.InferenceSession.ValueMetadata): ValueInfo {
   if (!m.isTensor) return { name: m.name, dtype: undefined, shape: [] };
   return { name: m.name, dtype: m.type as DType, shape: [...m.shape] };
-}
-
-function firstLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m.split('\n')[0]!.slice(0, 600);
 }
 
 export function createSession(

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { InputError } from '../../errors.js';
+import { exitCodeOf, InputError, InternalError } from '../../errors.js';
 import { verifyModel } from '../../ir/index.js';
 import { makeCheckNode } from '../../ops/index.js';
 import { opCounts } from '../util.js';
 import { calibrate, collectGram, entropyRange, histogram, mseRange, percentileRange } from './calibrate.js';
 import { ortKernels } from './kernels.js';
 import { sqnr } from './numeric.js';
-import { planStatic, prepareStatic, quantizeStatic, type StaticQuantOptions } from './static.js';
+import { applyStatic, planStatic, prepareStatic, quantizeStatic, type StaticQuantOptions } from './static.js';
 import { amax, calibrationBatches, fixture, maxAbs, prepared, run } from '../../testing/quantize.js';
 import { tryInferShapes } from '../util.js';
 
@@ -105,6 +105,21 @@ describe('static INT8 (QDQ)', () => {
       assert.equal(kernels.floatCompute, 0, `${name}: ${JSON.stringify(kernels.ops)}`);
       assert.ok(sqnr(ref, fused) > 25);
     }
+  });
+
+  test("an inconsistent plan or missing range is edgefit's own error (exit 1), not the user's input", async () => {
+    const { model } = fixture('builder/mlp');
+    const m = await prepared(model);
+    tryInferShapes(m);
+    const plan = planStatic(m);
+    const ranges = new Map(plan.roots.map((r) => [r, { min: -1, max: 1, lo: -1, hi: 1, count: 1 }]));
+    const own = (e: unknown) =>
+      e instanceof InternalError && !(e instanceof InputError) && exitCodeOf(e) === 1;
+    const badTensor = { ...plan, tensors: new Map([...plan.tensors, ['no_such_tensor', plan.roots[0]!]]) };
+    assert.throws(() => applyStatic(m, badTensor, ranges), own);
+    assert.throws(() => applyStatic(m, { ...plan, nodes: [...plan.nodes, 'no_such_node'] }, ranges), own);
+    assert.throws(() => applyStatic(m, plan, new Map()), own);
+    assert.ok(applyStatic(m, plan, ranges).model.graph.nodes.length > m.graph.nodes.length);
   });
 
   test('include / exclude by node name and op type; unknown entries are input errors', async () => {

@@ -23,7 +23,7 @@
 // `prepareStatic` makes those rewrites, `planStatic` decides, `calibrate` measures the ranges of the planned
 // tensors, `applyStatic` rewrites a clone.
 import type { Note } from '../../util/note.js';
-import { InputError, UnsupportedError } from '../../errors.js';
+import { InputError, InternalError, UnsupportedError } from '../../errors.js';
 import type { Model, Node, Tensor, Value } from '../../ir/index.js';
 import { A, Tensor as T, cleanup } from '../../ir/index.js';
 import { defineModelPass } from '../manager.js';
@@ -511,7 +511,7 @@ export function applyStatic(
     if (!gp) {
       const s = ranges.get(root);
       if (!s)
-        throw new InputError('calib-range', `No calibrated range for tensor "${root}"`, { value: root });
+        throw new InternalError('calib-range', `No calibrated range for tensor "${root}"`, { value: root });
       const p = rangeParams(s.lo, s.hi, qt);
       const scale = g.addInitializer(`${root}_scale`, T.scalar('float32', p.scale));
       const zp = g.addInitializer(`${root}_zero_point`, T.scalar(qt, p.zeroPoint));
@@ -535,7 +535,7 @@ export function applyStatic(
   for (const [name, root] of plan.tensors) {
     const v = byName.get(name);
     if (!v)
-      throw new InputError('quant-plan', `The plan names tensor "${name}", which the model does not have`, {
+      throw new InternalError('quant-plan', `The plan names tensor "${name}", which the model does not have`, {
         value: name,
       });
     const { scale, zp } = paramsOf(root);
@@ -568,7 +568,7 @@ export function applyStatic(
   for (const label of plan.nodes) {
     const n = nodeByLabel.get(label);
     if (!n)
-      throw new InputError('quant-plan', `The plan names node "${label}", which the model does not have`, {
+      throw new InternalError('quant-plan', `The plan names node "${label}", which the model does not have`, {
         node: label,
       });
     const spec = quantSpec(n);
