@@ -94,9 +94,13 @@ const UNSUPPORTED_REASONS: readonly RegExp[] = [
 export function runtimeRefusal(file: string, e: unknown): ModelRefusedError | RuntimeUnsupportedError {
   const reason = ortReason(e);
   if (UNSUPPORTED_REASONS.some((r) => r.test(reason)))
-    return new RuntimeUnsupportedError('ort-unsupported', `ONNX Runtime does not support ${file}: ${reason}`, {
-      file,
-    });
+    return new RuntimeUnsupportedError(
+      'ort-unsupported',
+      `ONNX Runtime does not support ${file}: ${reason}`,
+      {
+        file,
+      },
+    );
   return new ModelRefusedError('ort-refused', `ONNX Runtime refuses ${file}: ${reason}`, { file });
 }
 

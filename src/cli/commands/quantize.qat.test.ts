@@ -58,7 +58,11 @@ describe('edgefit quantize --mode qat', () => {
     assert.equal(j.qat.valRows, 200);
     assert.match(j.qat.trainData, /train split/);
     assert.equal(j.qat.history.length, 1);
-    assert.ok(typeof j.qat.start.valAccuracy === 'number');
+    // the start's validation accuracy is a fraction of the 200 validation rows, and the epoch improves on it
+    const start = j.qat.start.valAccuracy as number;
+    assert.ok(Number.isFinite(start) && start >= 0 && start <= 1, `start ${start}`);
+    assert.ok(Math.abs(start * 200 - Math.round(start * 200)) < 1e-6, `start ${start} is not k/200`);
+    assert.ok(j.qat.history[0].valAccuracy > start, `${start} → ${j.qat.history[0].valAccuracy}`);
     assert.ok(j.integerKernels >= j.nodes.length && j.nodes.length >= 3, JSON.stringify(j.kernels));
     // the untrained fixture learns something in one short epoch
     assert.ok(j.accuracyAfter > j.accuracyBefore + 0.1, `${j.accuracyBefore} → ${j.accuracyAfter}`);

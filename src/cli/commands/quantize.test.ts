@@ -55,7 +55,21 @@ describe('edgefit quantize / compare', () => {
     const j = r.json();
     assert.equal(j.mode, 'static');
     assert.ok(j.bytesAfter < 0.27 * j.bytesBefore, `${j.bytesAfter} / ${j.bytesBefore}`);
-    assert.ok(typeof j.accuracyBefore === 'number' && typeof j.accuracyAfter === 'number');
+    // the accuracies are the ones `edgefit eval` measures on the same 300 test rows (NaN or a stale figure fails)
+    for (const [file, acc] of [
+      [CNN, j.accuracyBefore],
+      [out, j.accuracyAfter],
+    ] as const) {
+      assert.ok(Number.isFinite(acc) && acc >= 0 && acc <= 1, `accuracy ${acc}`);
+      const e = await edgefit('eval', file, '--data', 'fashion-mnist', '--limit', '300', '--json', '--quiet');
+      assert.equal(e.code, 0, e.stderr);
+      assert.equal(e.json().n, 300);
+      assert.equal(
+        acc,
+        e.json().accuracy,
+        `${file}: quantize reports ${acc}, eval measures ${e.json().accuracy}`,
+      );
+    }
     assert.ok(j.integerKernels >= 3 && j.floatComputeKernels === 0, JSON.stringify(j.kernels));
     assert.equal(j.calibration.samples, 128);
     const x = new Float32Array(2 * 784).fill(0.5);

@@ -535,9 +535,13 @@ export function applyStatic(
   for (const [name, root] of plan.tensors) {
     const v = byName.get(name);
     if (!v)
-      throw new InternalError('quant-plan', `The plan names tensor "${name}", which the model does not have`, {
-        value: name,
-      });
+      throw new InternalError(
+        'quant-plan',
+        `The plan names tensor "${name}", which the model does not have`,
+        {
+          value: name,
+        },
+      );
     const { scale, zp } = paramsOf(root);
     const q = g.addNode({
       opType: 'QuantizeLinear',
