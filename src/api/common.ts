@@ -45,9 +45,12 @@ export async function resolveRunnableModel(
   m: ModelArg,
   what = 'the model',
 ): Promise<{ model: Model; name: string }> {
-  const r = resolveModel(m, what);
-  if (typeof m === 'string') await checkRuntimeAccepts(m);
-  return r;
+  if (typeof m !== 'string') return resolveModel(m, what);
+  // decoded first (our decoder names the broken field), then ORT's verdict on the file, then our graph checks
+  const model = loadModel(m);
+  await checkRuntimeAccepts(m);
+  assertValid(model.graph, { opsetImports: model.opsetImports }, m);
+  return { model, name: m };
 }
 
 /** Write `model` atomically (the data file first, the model last). */
