@@ -8,6 +8,8 @@
 // afterwards (a train step, a quantized model) is edgefit's own inconsistency (RuntimeError, exit 1).
 // Every error names the thing it is about (file, node, value, op type, YAML path) in `subject`.
 
+import { isOnnxDomain } from './ir/graph.js';
+
 export interface ErrorSubject {
   file?: string;
   node?: string;
@@ -54,7 +56,7 @@ export class UnsupportedError extends EdgefitError {
 
 export class UnsupportedOpError extends UnsupportedError {
   constructor(opType: string, domain: string, opset: number | undefined, node: string, extra = '') {
-    const d = domain === '' || domain === 'ai.onnx' ? 'ai.onnx' : domain;
+    const d = isOnnxDomain(domain) ? 'ai.onnx' : domain;
     super(
       'unsupported-op',
       `Unsupported op ${opType} (domain ${d}, opset ${opset ?? 'unknown'}) at node "${node}"${extra ? `: ${extra}` : ''}`,

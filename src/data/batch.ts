@@ -1,9 +1,10 @@
 // Seeded shuffling and batching. Everything here is integer arithmetic on uint32 (Math.imul, shifts), so the
 // same seed gives the same order on every machine and every Node version.
-//   PRNG: mulberry32 (Tommy Ettinger's), state += 0x6D2B79F5 per draw.
+//   PRNG: mulberry32 (src/util/random.ts), with the seed checked.
 //   Shuffle: Fisher-Yates from the end, j = floor(u32 / 2^32 * (i + 1)) for i = n-1 .. 1.
 //   Seeds of (seed, k) pairs, for epochs and per-class streams: splitmix32-style finalizer of seed ^ k·golden.
 import { InputError } from '../errors.js';
+import { mulberry32 as mulberry32Stream } from '../util/random.js';
 
 function checkSeed(seed: number): number {
   if (!Number.isSafeInteger(seed)) {
@@ -12,15 +13,9 @@ function checkSeed(seed: number): number {
   return seed >>> 0; // seeds are taken modulo 2^32
 }
 
-/** mulberry32: a function returning the next uint32 of the stream seeded by `seed` (taken modulo 2^32). */
+/** mulberry32 (src/util/random.ts): the next uint32 of the stream seeded by `seed` (an integer, taken modulo 2^32). */
 export function mulberry32(seed: number): () => number {
-  let a = checkSeed(seed);
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  return mulberry32Stream(checkSeed(seed));
 }
 
 /** A uint32 seed derived from (seed, k): different k give unrelated streams. */

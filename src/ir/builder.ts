@@ -23,7 +23,7 @@
 //   parameter draws from its own stream keyed by (seed, name).
 import { InputError, ShapeError, UnsupportedError } from '../errors.js';
 import type { DType } from './dtype.js';
-import { type Attr, type Dim, Graph, Model, type Value, tensorType } from './graph.js';
+import { type Attr, type Dim, Graph, isOnnxDomain, Model, type Value, tensorType } from './graph.js';
 import { type InitSpec, checkSeed, fans, initValues } from './init.js';
 import { Tensor, numelOf } from './tensor.js';
 
@@ -946,7 +946,7 @@ export function countParameters(model: Model, opts: { trainableOnly?: boolean } 
   const buffers = new Set<Value>();
   if (trainableOnly)
     for (const n of model.graph.nodes)
-      if (n.opType === 'BatchNormalization' && (n.domain === '' || n.domain === 'ai.onnx'))
+      if (n.opType === 'BatchNormalization' && isOnnxDomain(n))
         for (const i of [3, 4]) {
           const v = n.inputs[i];
           if (v) buffers.add(v);

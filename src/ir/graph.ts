@@ -597,7 +597,7 @@ export class Model {
 
   /** The opset version imported for `domain` ('' and 'ai.onnx' are the same domain). */
   opset(domain = ''): number | undefined {
-    return this.opsetImports.get(domain === 'ai.onnx' ? '' : domain);
+    return this.opsetImports.get(normDomain(domain));
   }
 
   clone(): Model {
@@ -623,4 +623,15 @@ export class Model {
 export function* allGraphs(g: Graph): Generator<Graph> {
   yield g;
   for (const n of g.nodes) for (const s of n.subgraphs()) yield* allGraphs(s);
+}
+
+/** The default ONNX domain: '' and 'ai.onnx' name the same one (a domain string, or a node's). */
+export function isOnnxDomain(d: string | undefined | { readonly domain: string }): boolean {
+  const domain = typeof d === 'object' ? d.domain : d;
+  return !domain || domain === 'ai.onnx';
+}
+
+/** A domain in the form opset imports and the op registry key it by: '' for the default domain. */
+export function normDomain(domain: string | undefined): string {
+  return isOnnxDomain(domain) ? '' : domain!;
 }

@@ -2,7 +2,7 @@
 // names the node or value it is on. Op-level checks (dtype agreement, attribute ranges) are added by the op
 // registry through the `checkNode` hook, so this module knows nothing about particular ops.
 import { GraphError } from '../errors.js';
-import { type Graph, type Model, type Node, type Value, topoOrder } from './graph.js';
+import { type Graph, type Model, type Node, normDomain, type Value, topoOrder } from './graph.js';
 
 export type ProblemKind =
   | 'dangling-input'
@@ -97,7 +97,7 @@ function verifyGraph(g: Graph, opts: VerifyOptions, out: Problem[], outerVisible
   for (const n of g.nodes) for (const o of n.outputs) if (o) visible.add(o);
 
   for (const n of g.nodes) {
-    if (opts.opsetImports && !opts.opsetImports.has(n.domain === 'ai.onnx' ? '' : n.domain))
+    if (opts.opsetImports && !opts.opsetImports.has(normDomain(n.domain)))
       add(
         'missing-opset',
         `Node "${n.label}" (${n.opType}) is in domain "${n.domain || 'ai.onnx'}", which the model does not import`,

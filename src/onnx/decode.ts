@@ -18,7 +18,16 @@ import {
 } from 'onnx-buf';
 import { EdgefitError, ModelFormatError, UnsupportedError } from '../errors.js';
 import { type DType, dtypeByteLength, dtypeFromCode } from '../ir/dtype.js';
-import { type Attr, type Dim, Graph, Model, type Node, type Value, type ValueType } from '../ir/graph.js';
+import {
+  type Attr,
+  type Dim,
+  Graph,
+  Model,
+  type Node,
+  normDomain,
+  type Value,
+  type ValueType,
+} from '../ir/graph.js';
 import { Tensor, numelOf } from '../ir/tensor.js';
 import { ExternalReader, parseExternalEntries, resolveExternalPath } from './external.js';
 
@@ -54,8 +63,7 @@ export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model 
       throw new ModelFormatError('no-graph', `${file} is not an ONNX model: it has no graph`, { file });
     const m = new Model();
     m.irVersion = toNum(proto.irVersion);
-    for (const o of proto.opsetImport)
-      m.opsetImports.set(o.domain === 'ai.onnx' ? '' : o.domain, toNum(o.version));
+    for (const o of proto.opsetImport) m.opsetImports.set(normDomain(o.domain), toNum(o.version));
     m.producerName = proto.producerName;
     m.producerVersion = proto.producerVersion;
     m.domain = proto.domain;
@@ -126,7 +134,7 @@ function decodeGraph(gp: GraphProto, parent: Graph | null, ctx: Ctx): Graph {
   for (const np of gp.node) {
     const node = g.addNode({
       opType: np.opType,
-      domain: np.domain === 'ai.onnx' ? '' : np.domain,
+      domain: normDomain(np.domain),
       name: np.name,
       outputs: [],
     });

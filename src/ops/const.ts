@@ -14,6 +14,25 @@ export function constOf(v: Value | null | undefined): Tensor | undefined {
   return undefined;
 }
 
+/**
+ * Integer elements of a constant (initializer or ai.onnx Constant output): axes, shapes, pads, flags; undefined when
+ * absent or computed. With `fixedOnly`, an initializer that is also a graph input (a default the caller may feed,
+ * so not a constant for graph rewrites) does not count.
+ */
+export function constInts(
+  v: Value | null | undefined,
+  opts: { fixedOnly?: boolean } = {},
+): number[] | undefined {
+  const t = opts.fixedOnly && v?.isGraphInput ? undefined : constOf(v);
+  return t ? t.toNumbers().map(Number) : undefined;
+}
+
+/** Float elements of a constant (initializer or Constant output), or undefined when absent, empty or computed. */
+export function constFloats(v: Value | null | undefined): number[] | undefined {
+  const t = constOf(v);
+  return t && t.numel > 0 ? Array.from(t.toFloat64()) : undefined;
+}
+
 /** The tensor a Constant node produces (any of its value_* attributes); undefined for sparse values. */
 export function constantNodeTensor(n: Node): Tensor | undefined {
   const t = n.attrTensor('value');

@@ -1,7 +1,7 @@
 // Small building blocks shared by the gradient rules (the `grad` slots of elementwise.ts, reduce.ts, shape.ts):
 // each one emits a few ONNX nodes through the rule's Emitter and picks the form the graph's opset allows.
 import { A, type DType, type Dim, type Emitter, type Node, Tensor, type Value } from '../ir/index.js';
-import { constOf } from './const.js';
+import { constInts } from './const.js';
 import type { GradCtx } from './registry.js';
 
 /** A gradient rule as stored in `OpEntry.grad`. */
@@ -16,17 +16,7 @@ export function allNumbers(s: readonly Dim[]): s is number[] {
   return s.every((d) => typeof d === 'number');
 }
 
-/** Constant integer elements of an optional input (initializer or Constant node), or undefined. */
-export function constInts(v: Value | null | undefined): number[] | undefined {
-  const t = constOf(v);
-  return t ? t.toNumbers().map(Number) : undefined;
-}
-
-/** Float elements of an optional input (initializer or Constant node), or undefined when absent, empty or computed. */
-export function constFloats(v: Value | null | undefined): number[] | undefined {
-  const t = constOf(v);
-  return t && t.numel > 0 ? Array.from(t.toFloat64()) : undefined;
-}
+export { constFloats, constInts } from './const.js';
 
 /** Constant integer elements of input `i`, failing clearly when it is computed at run time. */
 export function requireConstInts(node: Node, g: GradCtx, i: number, what: string): number[] {

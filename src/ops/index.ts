@@ -8,7 +8,7 @@ export {
   type InferOptions,
   type InferProblem,
 } from './infer.js';
-export { constOf, constantNodeTensor, tensorToSym } from './const.js';
+export { constFloats, constInts, constOf, constantNodeTensor, tensorToSym } from './const.js';
 export {
   evalDim,
   dimSymbols,

@@ -1,12 +1,11 @@
 // The op table: storage for the registry's entries. Only the op families (and tests adding a temporary entry) write
 // to it; readers go through src/ops/registry.ts, which loads every family before it hands out `lookup`.
+import { normDomain } from '../ir/graph.js';
 import type { OpEntry } from './registry.js';
 
 const REGISTRY = new Map<string, OpEntry[]>();
 
-export function normDomain(domain: string | undefined): string {
-  return !domain || domain === 'ai.onnx' ? '' : domain;
-}
+export { normDomain };
 
 function key(opType: string, domain: string | undefined): string {
   return `${normDomain(domain)}::${opType}`;

@@ -1,13 +1,10 @@
 // Helpers shared by the graph passes: constants, readers, bypassing a node without changing graph output names,
 // moving outputs from one node to another, and op counts.
 import type { Attr, Dim, Graph, Model, Node, Tensor, Value, ValueType } from '../ir/index.js';
-import { allGraphs } from '../ir/index.js';
-import { constantNodeTensor, inferShapes, type InferReport, tensorToSym } from '../ops/index.js';
+import { allGraphs, isOnnxDomain } from '../ir/index.js';
+import { constOf, inferShapes, type InferReport } from '../ops/index.js';
 
-/** The ai.onnx domain ('' or 'ai.onnx'). */
-export function isOnnxDomain(n: Node): boolean {
-  return n.domain === '' || n.domain === 'ai.onnx';
-}
+export { isOnnxDomain } from '../ir/index.js';
 
 /** True when `n` is the ai.onnx op `opType` (or one of `opTypes`). */
 export function isOp(n: Node | null | undefined, ...opTypes: string[]): boolean {
@@ -19,19 +16,7 @@ export function isOp(n: Node | null | undefined, ...opTypes: string[]): boolean 
  * is a default the caller may override, so it is not a constant), or the output of an ai.onnx Constant node.
  */
 export function constTensor(v: Value | null | undefined): Tensor | undefined {
-  if (!v) return undefined;
-  if (v.const) return v.isGraphInput ? undefined : v.const;
-  const p = v.producer;
-  if (p && isOp(p, 'Constant')) return constantNodeTensor(p);
-  return undefined;
-}
-
-/** Integer elements of a small constant (int64/int32 axes, shapes, perms); undefined otherwise. */
-export function constInts(v: Value | null | undefined): number[] | undefined {
-  const t = constTensor(v);
-  if (!t || (t.dtype !== 'int64' && t.dtype !== 'int32')) return undefined;
-  const s = tensorToSym(t);
-  return s && s.every((d) => typeof d === 'number') ? (s as number[]) : undefined;
+  return v?.isGraphInput ? undefined : constOf(v);
 }
 
 /** Elements of a numeric tensor as float64. */

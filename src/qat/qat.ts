@@ -39,7 +39,7 @@ import {
   type StaticPlacementOptions,
 } from '../passes/quantize/static.js';
 import { constTensor, f64, tryInferShapes } from '../passes/util.js';
-import { Tensor } from '../ir/index.js';
+import { isOnnxDomain, Tensor } from '../ir/index.js';
 import type { LrSchedule } from '../train/schedule.js';
 import { type EpochInfo, type EpochVerdict, type TrainData, train, validate } from '../train/trainer.js';
 import type { EpochRecord } from '../train/checkpoint.js';
@@ -126,7 +126,7 @@ export async function prepareForQat(model: Model): Promise<{ model: Model; notes
   const m = r.model === model ? model.clone() : r.model;
   const g = m.graph;
   for (const n of g.nodes) {
-    if (n.opType !== 'Gemm' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (n.opType !== 'Gemm' || !isOnnxDomain(n)) continue;
     const alpha = n.attrFloat('alpha', 1);
     const beta = n.attrFloat('beta', 1);
     const w = constTensor(n.inputs[1]);

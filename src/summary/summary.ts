@@ -27,6 +27,7 @@ import {
   type Value,
   allGraphs,
   dtypeByteLength,
+  isOnnxDomain,
   topoOrder,
 } from '../ir/index.js';
 import { loadModel } from '../onnx/index.js';
@@ -241,7 +242,7 @@ function macRule(n: Node): MacRule | undefined {
 function isActivation(v: Value): boolean {
   if (v.const) return false;
   const p = v.producer;
-  return !(p && p.opType === 'Constant' && (p.domain === '' || p.domain === 'ai.onnx'));
+  return !(p && p.opType === 'Constant' && isOnnxDomain(p));
 }
 
 interface PeakResult {
@@ -313,7 +314,7 @@ function tensorInfo(v: Value): TensorInfo {
 }
 
 function opKey(n: Node): string {
-  return n.domain === '' || n.domain === 'ai.onnx' ? n.opType : `${n.domain}:${n.opType}`;
+  return isOnnxDomain(n) ? n.opType : `${n.domain}:${n.opType}`;
 }
 
 /**
@@ -371,7 +372,7 @@ export function summarize(model: Model, opts: SummaryOptions = {}): ModelSummary
       nodeCount++;
       const k = opKey(n);
       opCounts[k] = (opCounts[k] ?? 0) + 1;
-      if (n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx')) {
+      if (n.opType === 'Constant' && isOnnxDomain(n)) {
         const t = constantNodeTensor(n);
         if (t) {
           constantParams += t.numel;

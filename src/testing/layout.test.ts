@@ -48,3 +48,16 @@ test('no test helper modules in production folders', () => {
     [],
   );
 });
+
+test('one implementation each: the mulberry32 PRNG, constInts, the default-domain check', () => {
+  const where = (re: RegExp) =>
+    production.filter((f) => re.test(readFileSync(f, 'utf8'))).map((f) => relative(REPO_ROOT, f));
+  // the PRNG's increment appears once (src/util/random.ts); data/batch.ts seeds through it
+  assert.deepEqual(where(/0x6d2b79f5/i), ['src/util/random.ts']);
+  assert.deepEqual(where(/export function constInts\b/), ['src/ops/const.ts']);
+  // '' and 'ai.onnx' are the same domain: src/ir/graph.ts decides it (isOnnxDomain / normDomain)
+  assert.deepEqual(
+    where(/domain [!=]== '' (\|\||&&) [\w.]*domain [!=]== 'ai\.onnx'|domain === 'ai\.onnx' \? ''/),
+    [],
+  );
+});

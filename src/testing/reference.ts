@@ -1,33 +1,48 @@
 // Test helpers for src/data (not part of the public API): running the system Python when it has numpy (for
-// cross-checks against numpy and shared/reference/datasets.py), and image checksums.
+// cross-checks against numpy and shared/reference/datasets.py), and image checksums. Outside CI a missing
+// prerequisite skips those checks (with the reason); in CI (env CI=true) they must run, so a missing one fails.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './fixtures.js';
 
-export const PYTHON = '/usr/bin/python3';
-/** The shared reference scripts, which sit beside the repository (`../shared/reference`). */
-export const REFERENCE_DIR = join(REPO_ROOT, '..', 'shared', 'reference');
+/** The Python with numpy/torch/onnx (Debian's; `EDGEFIT_PYTHON` overrides it). */
+export const PYTHON = process.env.EDGEFIT_PYTHON || '/usr/bin/python3';
+/** The shared reference scripts, beside the repository (`../shared/reference`; `EDGEFIT_REFERENCE_DIR` overrides). */
+export const REFERENCE_DIR =
+  process.env.EDGEFIT_REFERENCE_DIR || join(REPO_ROOT, '..', 'shared', 'reference');
+/** In CI every reference check must run: a missing prerequisite is a failure, not a skip. */
+export const REFERENCE_REQUIRED = /^(1|true|yes)$/i.test(process.env.CI ?? '');
+
+/** A skip reason outside CI; in CI, an error saying what is missing and how to provide it. */
+function skipOrFail(why: string | undefined): string | undefined {
+  if (why && REFERENCE_REQUIRED)
+    throw new Error(
+      `${why}: CI=true requires the reference checks (scripts/setup-system.sh installs python3-numpy/torch/onnx; ` +
+        'the shared reference folder must sit beside the repository)',
+    );
+  return why;
+}
 
 /** Why cross-checks against shared/reference/datasets.py must be skipped (no numpy, or no shared folder). */
 export function referenceSkipReason(): string | undefined {
   const why = numpySkipReason();
   if (why) return why;
-  return existsSync(join(REFERENCE_DIR, 'datasets.py'))
-    ? undefined
-    : `${REFERENCE_DIR}/datasets.py is not there`;
+  return skipOrFail(
+    existsSync(join(REFERENCE_DIR, 'datasets.py')) ? undefined : `${REFERENCE_DIR}/datasets.py is not there`,
+  );
 }
 
 let reason: string | undefined | null = null;
 
-/** Why numpy cross-checks must be skipped, or undefined when /usr/bin/python3 has numpy. */
+/** Why numpy cross-checks must be skipped, or undefined when the Python has numpy. */
 export function numpySkipReason(): string | undefined {
   if (reason === null) {
     const r = spawnSync(PYTHON, ['-c', 'import numpy'], { encoding: 'utf8' });
     reason = r.status === 0 ? undefined : `${PYTHON} lacks numpy (${(r.error?.message ?? r.stderr).trim()})`;
   }
-  return reason;
+  return skipOrFail(reason);
 }
 
 /** Run `code` with python3 (args in sys.argv[1:]); resolves to stdout, rejects on a non-zero exit. */

@@ -15,7 +15,7 @@
 // buffers, even when they are graph inputs fed from JS; so the node reads a fresh zero vector, never the state.
 // Below opset 14 (no training_mode attribute) the node is replaced by primitive ops computing the same thing.
 import { UnsupportedError } from '../errors.js';
-import { A, Emitter, type Model, type Node, Tensor, type Value } from '../ir/index.js';
+import { A, Emitter, isOnnxDomain, type Model, type Node, Tensor, type Value } from '../ir/index.js';
 
 export interface BnStat {
   node: Node;
@@ -49,7 +49,7 @@ export function toTrainingMode(model: Model, opts: TrainingModeOptions = {}): Tr
   const res: TrainingModeResult = { stats: [], batchNorms: [], dropouts: [] };
   const seen = new Set<Value>();
   for (const node of [...g.nodes]) {
-    if (node.domain !== '' && node.domain !== 'ai.onnx') continue;
+    if (!isOnnxDomain(node)) continue;
     if (node.opType === 'BatchNormalization') {
       const x = node.input(0);
       const mean = node.input(3);

@@ -19,6 +19,7 @@ import {
   A,
   Emitter,
   type Graph,
+  isOnnxDomain,
   type Model,
   Tensor,
   type Value,
@@ -190,7 +191,7 @@ function prepare(model: Model, o: PrepareOptions): Prepared {
   // running statistics are never trained
   const statValues = new Set<Value>();
   for (const n of g.nodes)
-    if (n.opType === 'BatchNormalization' && (n.domain === '' || n.domain === 'ai.onnx'))
+    if (n.opType === 'BatchNormalization' && isOnnxDomain(n))
       for (const i of [3, 4]) if (n.inputs[i]) statValues.add(n.inputs[i]!);
 
   // only the model's own initializers are parameters (not constants the loss or training mode add)
@@ -237,14 +238,13 @@ function prepare(model: Model, o: PrepareOptions): Prepared {
  */
 function poolBeforeRelu(m: Model): void {
   const g = m.graph;
-  const std = (d: string) => d === '' || d === 'ai.onnx';
   let changed = false;
   for (const r of [...g.nodes]) {
-    if (r.opType !== 'Relu' || !std(r.domain)) continue;
+    if (r.opType !== 'Relu' || !isOnnxDomain(r)) continue;
     const out = r.outputs[0];
     if (!out || out.isGraphOutput || out.uses.length !== 1) continue;
     const { node: p, index } = out.uses[0]!;
-    if (p.opType !== 'MaxPool' || !std(p.domain) || index !== 0 || p.graph !== g) continue;
+    if (p.opType !== 'MaxPool' || !isOnnxDomain(p) || index !== 0 || p.graph !== g) continue;
     if (p.outputs.slice(1).some((o) => o && !o.isUnused)) continue;
     const pooled = p.outputs[0];
     if (!pooled) continue;
@@ -267,7 +267,7 @@ function poolBeforeRelu(m: Model): void {
 function forwardConvsToNchwc(m: Model, block: number, keep: ReadonlySet<Value>): void {
   const g = m.graph;
   for (const n of [...g.nodes]) {
-    if (n.opType !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (n.opType !== 'Conv' || !isOnnxDomain(n)) continue;
     const ws = n.input(1).shape;
     const xs = n.input(0).shape;
     if (!ws || ws.length !== 4 || !ws.every((d): d is number => typeof d === 'number')) continue;

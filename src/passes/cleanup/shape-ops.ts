@@ -10,7 +10,8 @@ import type { Node, Value } from '../../ir/index.js';
 import { A, dtypeFromCode } from '../../ir/index.js';
 import { definePass } from '../manager.js';
 import { applyRules, rule, type Rule, type RuleContext } from '../rule.js';
-import { bypass, canBypass, constInts, isOp, sameShape, withShapes } from '../util.js';
+import { constInts } from '../../ops/index.js';
+import { bypass, canBypass, isOp, sameShape, withShapes } from '../util.js';
 
 /** The producer of input `i` of `n` when it is one of `ops` in the same graph. */
 function producerOf(n: Node, i: number, ...ops: string[]): Node | undefined {
@@ -34,7 +35,7 @@ export const reshapeReshape = rule<{ outer: Node; inner: Node }>({
   match(outer) {
     const inner = producerOf(outer, 0, 'Reshape', 'Flatten');
     if (!inner || !inner.inputs[0]) return undefined;
-    const s = constInts(outer.inputs[1]);
+    const s = constInts(outer.inputs[1], { fixedOnly: true });
     if (!s || (s.includes(0) && outer.attrInt('allowzero', 0) === 0)) return undefined;
     return { outer, inner };
   },
@@ -109,7 +110,7 @@ export const transposeIdentity = rule<Bypass>({
 
 /** Axes of a Squeeze/Unsqueeze (attribute before opset 13, input from 13); undefined when not constant/absent. */
 function axesOf(n: Node, ctx: RuleContext): number[] | undefined {
-  if (ctx.opset >= 13) return n.inputs[1] ? constInts(n.inputs[1]) : undefined;
+  if (ctx.opset >= 13) return n.inputs[1] ? constInts(n.inputs[1], { fixedOnly: true }) : undefined;
   return n.attrInts('axes');
 }
 

@@ -16,6 +16,7 @@ import {
   type Value,
 } from '../../ir/index.js';
 import { MAX_KNOWN_OPSET, MIN_CONVERT_OPSET, opsetProblems } from '../../onnx/index.js';
+import { isOnnxDomain } from '../../ir/index.js';
 import { constOf } from '../../ops/index.js';
 
 export interface OpsetConversion {
@@ -387,7 +388,7 @@ export function convertOpset(model: Model, to: number): OpsetConversion {
   if (to === from) return { model: m, from, to, counts };
   for (const g of allGraphs(m.graph))
     for (const n of g.nodes) {
-      if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
+      if (!isOnnxDomain(n)) continue;
       const why = refuse(n, from);
       if (why)
         throw new UnsupportedError(
@@ -402,7 +403,7 @@ export function convertOpset(model: Model, to: number): OpsetConversion {
     for (const g of [...allGraphs(m.graph)]) {
       let touched = false;
       for (const n of [...g.nodes]) {
-        if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
+        if (!isOnnxDomain(n)) continue;
         const rule = Object.hasOwn(rules, n.opType) ? rules[n.opType] : undefined;
         if (!rule) continue;
         const op = n.opType;
