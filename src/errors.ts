@@ -8,7 +8,7 @@
 // afterwards (a train step, a quantized model) is edgefit's own inconsistency (RuntimeError, exit 1).
 // Every error names the thing it is about (file, node, value, op type, YAML path) in `subject`.
 
-import { isOnnxDomain } from './ir/graph.js';
+import { isOnnxDomain } from './util/domain.js';
 
 export interface ErrorSubject {
   file?: string;

@@ -4,6 +4,9 @@
 import { GraphError, InternalError } from '../errors.js';
 import type { DType } from './dtype.js';
 import { Tensor } from './tensor.js';
+import { isOnnxDomain, normDomain } from '../util/domain.js';
+
+export { isOnnxDomain, normDomain };
 
 /** A dimension: a number, a symbolic name (ONNX dim_param), or null when unknown. */
 export type Dim = number | string | null;
@@ -623,15 +626,4 @@ export class Model {
 export function* allGraphs(g: Graph): Generator<Graph> {
   yield g;
   for (const n of g.nodes) for (const s of n.subgraphs()) yield* allGraphs(s);
-}
-
-/** The default ONNX domain: '' and 'ai.onnx' name the same one (a domain string, or a node's). */
-export function isOnnxDomain(d: string | undefined | { readonly domain: string }): boolean {
-  const domain = typeof d === 'object' ? d.domain : d;
-  return !domain || domain === 'ai.onnx';
-}
-
-/** A domain in the form opset imports and the op registry key it by: '' for the default domain. */
-export function normDomain(domain: string | undefined): string {
-  return isOnnxDomain(domain) ? '' : domain!;
 }

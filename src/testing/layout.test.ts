@@ -55,7 +55,7 @@ test('one implementation each: the mulberry32 PRNG, constInts, the default-domai
   // the PRNG's increment appears once (src/util/random.ts); data/batch.ts seeds through it
   assert.deepEqual(where(/0x6d2b79f5/i), ['src/util/random.ts']);
   assert.deepEqual(where(/export function constInts\b/), ['src/ops/const.ts']);
-  // '' and 'ai.onnx' are the same domain: src/ir/graph.ts decides it (isOnnxDomain / normDomain)
+  // '' and 'ai.onnx' are the same domain: src/util/domain.ts decides it (isOnnxDomain / normDomain)
   assert.deepEqual(
     where(/domain [!=]== '' (\|\||&&) [\w.]*domain [!=]== 'ai\.onnx'|domain === 'ai\.onnx' \? ''/),
     [],
