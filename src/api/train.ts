@@ -8,10 +8,12 @@ import type { EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
 import { buildModel, isModelName, type ModelName } from '../models/index.js';
 import { loadRunnableModel } from '../runtime/index.js';
+import { checkAlignment } from '../onnx/index.js';
 import { runPasses, TRAINING_SAFE_PASSES } from '../passes/index.js';
 import { createContext, runStage } from '../stage/context.js';
 import { trainStage, type ScheduleOptions, type TrainReport } from '../stage/train.js';
 import type { OptimizerSpec } from '../train/types.js';
+import { checkOutputs } from '../util/fs.js';
 import {
   dataRef,
   isBuiltin,
@@ -76,6 +78,13 @@ export function defaultOptimizer(model: ModelArg | ModelName, kind?: 'sgd' | 'ad
 /** Train `model` (a SPEC model name, an ONNX file or an IR model; not modified). */
 export async function train(model: ModelArg | ModelName, o: TrainOptions): Promise<TrainOutcome> {
   const seed = o.seed ?? 0;
+  // every file the run writes is checked before the first step, so a bad path does not waste the run
+  const out = o.out === undefined ? undefined : typeof o.out === 'string' ? { path: o.out } : o.out;
+  if (out?.externalData) checkAlignment(out.align ?? 4096);
+  checkOutputs([
+    ...(out ? [{ what: '--out', path: out.path }] : []),
+    ...(o.checkpoint ? [{ what: '--checkpoint', path: o.checkpoint.path }] : []),
+  ]);
   let m: Model;
   let name: string;
   if (typeof model === 'string' && isModelName(model)) {

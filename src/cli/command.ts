@@ -3,6 +3,7 @@
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
+import { checkAlignment } from '../onnx/align.js';
 import type { SaveResult } from '../onnx/index.js';
 import type { OutputOptions } from '../api/common.js';
 
@@ -161,12 +162,19 @@ export function listOption(p: Parsed, name: string): string[] | undefined {
     .filter(Boolean);
 }
 
+/** --align, checked at once (a power of two ≥ 64), so a long run does not fail at its end. */
+function alignOption(p: Parsed): number {
+  const align = intOption(p, 'align', { min: 1, max: 1 << 30 }) ?? 4096;
+  if (p.values['external-data']) checkAlignment(align);
+  return align;
+}
+
 /** What SAVE_OPTIONS ask for the output file `path`. */
 export function outputOptions(p: Parsed, path: string): OutputOptions {
   return {
     path,
     externalData: !!p.values['external-data'],
-    align: intOption(p, 'align', { min: 1, max: 1 << 30 }) ?? 4096,
+    align: alignOption(p),
     threshold: intOption(p, 'threshold', { min: 0 }) ?? 1024,
   };
 }
@@ -228,7 +236,7 @@ export const SAVE_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-/** "12.3 kB" or "12.3 kB model + 1.6 MB in cnn-s.onnx.data" for a SaveResult. */
+/** "12.3 kB" or "12.3 kB model + 1.6 MB in cnn-s.onnx.1a2b3c4d.data" for a SaveResult. */
 export function fmtSaved(r: SaveResult): string {
   return r.dataFile
     ? `${fmtBytes(r.modelBytes)} model + ${fmtBytes(r.dataBytes)} in ${basename(r.dataFile)}`

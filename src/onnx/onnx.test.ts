@@ -147,7 +147,10 @@ describe('external data', () => {
         for (const t of ext) {
           const off = Number(t.externalData.find((e) => e.key === 'offset')!.value);
           assert.equal(off % align, 0, `${t.name} offset ${off} aligned to ${align}`);
-          assert.equal(t.externalData.find((e) => e.key === 'location')!.value, `m${align}.onnx.data`);
+          assert.match(
+            t.externalData.find((e) => e.key === 'location')!.value,
+            new RegExp(`^m${align}\\.onnx\\.[0-9a-f]{8}\\.data$`),
+          );
         }
         const a = await runBytes(f.path, io.inputs);
         const b = await runBytes(out, io.inputs);

@@ -16,6 +16,7 @@ import { DataError, InputError } from '../errors.js';
 import { type EvalResult, evaluate } from '../eval/evaluate.js';
 import type { Model } from '../ir/graph.js';
 import { type HostTensor, Session } from '../runtime/index.js';
+import { checkWritable } from '../util/fs.js';
 import { type ProgressOptions, progress } from '../util/progress.js';
 import {
   type Checkpoint,
@@ -446,6 +447,7 @@ export async function train(model: Model, options: TrainOptions): Promise<TrainR
       checkInt(opts.checkpoint.everyEpochs, 'checkpoint.everyEpochs', 1);
     if (opts.checkpoint.everySteps !== undefined)
       checkInt(opts.checkpoint.everySteps, 'checkpoint.everySteps', 1);
+    checkWritable(opts.checkpoint.path); // before the first step, not after the first epoch
   }
 
   // resume: read and check before building anything expensive
