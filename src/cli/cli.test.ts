@@ -65,9 +65,9 @@ describe('edgefit CLI', () => {
     const out = join(dir, 'cnn.ext.onnx');
     const r = edgefit('convert', CNN, out, '--external-data', '--json');
     assert.equal(r.code, 0, r.stderr);
-    const j = r.json() as { dataBytes: number; modelBytes: number };
+    const j = r.json() as { dataBytes: number; modelBytes: number; dataFile: string };
     assert.ok(j.dataBytes >= 421_642 * 4);
-    assert.ok(existsSync(`${out}.data`));
+    assert.ok(j.dataFile.startsWith(`${out}.`) && existsSync(j.dataFile));
     const io = readIo(join(TORCH_FIXTURES, 'cnn-s_op13.io.json'));
     const a = await runModel(CNN, io.inputs, { threads: 1 });
     const b = await runModel(out, io.inputs, { threads: 1 });
