@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { feedRows, openData, sampleFeeds } from '../data/index.js';
 import { evaluate, type ClassMetrics, type EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
-import { layerSqnr, type LayerSqnr } from '../passes/quantize/index.js';
+import { compareLayers, type LayerComparison, type LayersResult } from '../passes/quantize/index.js';
 import { loadRunnableModel, medianRunMs, Session, type HostTensor } from '../runtime/index.js';
 import type { DataReadOptions } from './common.js';
 
@@ -94,8 +94,14 @@ export interface CompareOutcome {
   sizeRatio: number;
   speedup: number;
   latency: { batch: number; threads: number | null; reps: number };
-  /** SQNR in dB; null (and identical: true) where b's tensor equals a's. */
-  layers: (Omit<LayerSqnr, 'sqnr'> & { sqnr: number | null; identical: boolean })[];
+  /**
+   * SQNR in dB; null (and identical: true) where b's tensor equals a's; null with `mismatch` where the sizes
+   * differ. `reference` is 'a-optimised' where the name means another tensor in a than in b (BatchNorm folded, …)
+   * and b was compared with a after the same clean-up/fusion passes.
+   */
+  layers: (Omit<LayerComparison, 'sqnr'> & { sqnr: number | null; identical: boolean })[];
+  /** a's layer outputs b has no tensor for. */
+  skipped: LayersResult['skipped'];
 }
 
 /** Compare model files `fa` (the reference) and `fb` on labelled data. */
@@ -129,7 +135,7 @@ export async function compare(
     }
     const feeds = await sampleFeeds(src, o.sqnrSamples ?? 256, 0);
     log(`per-layer SQNR on ${feedRows(feeds)} items`);
-    const layers = await layerSqnr(a, b, feeds, { threads: o.threads });
+    const { layers, skipped } = await compareLayers(a, b, feeds, { threads: o.threads });
     const lat = [];
     const x = batchOf(feeds[0]!, batch);
     for (const m of [a, b]) lat.push(await latency(m, x, o.threads, reps));
@@ -158,6 +164,7 @@ export async function compare(
         sqnr: Number.isFinite(l.sqnr) ? l.sqnr : null,
         identical: l.sqnr === Infinity,
       })),
+      skipped,
     };
   } finally {
     await src.close();

@@ -69,7 +69,7 @@ export const compareCommand: Command = {
       read: dataOptions(p),
       log: io.quiet ? () => {} : (s: string) => io.err(`compare: ${s}\n`),
     });
-    const { a: A, b: B, layers } = json;
+    const { a: A, b: B, layers, skipped } = json;
     const cls = A.perClass.map((c, i) => [
       `recall ${c.class}${c.name ? ` ${c.name}` : ''}`,
       pct(c.recall, 1),
@@ -97,10 +97,28 @@ export const compareCommand: Command = {
       '',
       layers.length
         ? table(
-            ['layer output', 'op', 'SQNR (dB)'],
-            layers.map((l) => [l.name, l.opType, l.sqnr !== null ? l.sqnr.toFixed(1) : 'exact']),
+            ['layer output', 'op', 'SQNR (dB)', 'against'],
+            layers.map((l) => [
+              l.name,
+              l.opType,
+              l.mismatch ? `size mismatch ${l.mismatch}` : l.sqnr !== null ? l.sqnr.toFixed(1) : 'exact',
+              l.reference === 'a' ? 'a' : 'a optimised',
+            ]),
           )
         : 'no layer outputs shared by name',
+      ...(layers.some((l) => l.reference !== 'a')
+        ? [
+            "'a optimised': the name means another tensor in a than in b (BatchNorm folded or ops fused, as quantize and optimize do): compared with a after the same clean-up/fusion passes",
+          ]
+        : []),
+      ...(skipped.length
+        ? [
+            `not compared (no tensor of that name in b): ${skipped
+              .slice(0, 12)
+              .map((s) => s.name)
+              .join(', ')}${skipped.length > 12 ? `, … (${skipped.length} in all)` : ''}`,
+          ]
+        : []),
     ].join('\n');
     return { json, text };
   },

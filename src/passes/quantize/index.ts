@@ -23,6 +23,7 @@ export * from './int4.js';
 export * from './fp16.js';
 export * from './kernels.js';
 export * from './sqnr.js';
+export { compareLayers, type LayerComparison, type LayersResult } from './layers.js';
 export * from './sensitivity.js';
 export * from './auto.js';
 

@@ -2,6 +2,7 @@
 // models share by name are exposed as graph outputs of clones, both run in ORT on the same feeds, and the SQNR
 // 10·log10(Σ ref² / Σ (ref − test)²) is accumulated over the batches. In a QDQ model a tensor that is quantized
 // (name → QuantizeLinear → DequantizeLinear) is read after the DequantizeLinear: the value its readers see.
+import { ShapeError } from '../../errors.js';
 import type { Model, Value } from '../../ir/index.js';
 import { A, Emitter, dtypeCode } from '../../ir/index.js';
 import { Session } from '../../runtime/index.js';
@@ -16,8 +17,10 @@ export interface LayerSqnr {
   /** The node of the reference model that computes it. */
   node: string;
   opType: string;
-  /** dB; Infinity when identical. */
+  /** dB; Infinity when identical; NaN when the two tensors differ in size (see `mismatch`). */
   sqnr: number;
+  /** Set when b's tensor of this name has another size than a's ("[64, 32, 28, 28] vs [64, 16, 28, 28]"). */
+  mismatch?: string;
 }
 
 /** Op types whose outputs are reported as "layers". */
@@ -112,6 +115,7 @@ export async function layerSqnr(
   const sa = await Session.create(a.model, { threads: opts.threads, label: 'the reference model' });
   const sb = await Session.create(b.model, { threads: opts.threads, label: 'the compared model' });
   const acc = new Map<string, SqnrAccumulator>(names.map((n) => [n, new SqnrAccumulator()]));
+  const mismatch = new Map<string, string>();
   try {
     for (const f of batches) {
       const fetchA = names.filter((n) => a.outs.has(n) && b.outs.has(n));
@@ -126,7 +130,11 @@ export async function layerSqnr(
       for (const n of fetchA) {
         const x = ra[a.outs.get(n)!]!;
         const y = rb[b.outs.get(n)!]!;
-        if (x.data.length !== y.data.length) continue;
+        if (x.data.length !== y.data.length) {
+          // a tensor of another size is a mismatch, never "identical"
+          if (!mismatch.has(n)) mismatch.set(n, `[${x.dims.join(', ')}] vs [${y.dims.join(', ')}]`);
+          continue;
+        }
         acc.get(n)!.add(floats(x), floats(y));
       }
     }
@@ -136,7 +144,11 @@ export async function layerSqnr(
   }
   return layers
     .filter((l) => a.outs.has(l.name) && b.outs.has(l.name))
-    .map((l) => ({ ...l, sqnr: acc.get(l.name)!.db }));
+    .map((l) =>
+      mismatch.has(l.name)
+        ? { ...l, sqnr: NaN, mismatch: mismatch.get(l.name)! }
+        : { ...l, sqnr: acc.get(l.name)!.db },
+    );
 }
 
 /** SQNR of the first output of two models over `batches` (dB). */
@@ -158,6 +170,12 @@ export async function outputSqnr(
       const x = opts.reference
         ? opts.reference[i]!
         : floats((await sa!.run(batches[i]!, [sa!.outputNames[0]!]))[sa!.outputNames[0]!]!);
+      if (x.length !== y.length)
+        throw new ShapeError(
+          'output-size',
+          `The compared model's first output has ${y.length} values on batch ${i + 1} where the reference's has ${x.length}: the models do not compute the same thing`,
+          { value: sb.outputNames[0]! },
+        );
       acc.add(x, y);
     }
   } finally {
