@@ -13,7 +13,7 @@
 // With `model`, everything is checked before a batch is read: input names, dtypes and shapes against the
 // model's inputs, labels against its output classes, and image preprocessing defaults come from its first input.
 // Errors are InputErrors naming the file. Close the source when done (decoder threads, open files).
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, InputError, ShapeError } from '../errors.js';
 import type { Model } from '../ir/graph.js';
@@ -233,6 +233,20 @@ function openImages(
         { file: join(root, names[bad]!) },
       );
   }
+  // fewer class folders than the model scores, with nothing saying which model class each is: folder i would be
+  // scored as class i (a 10-class model on a 2-class folder reported 0 % with no hint)
+  if (
+    o.needLabels &&
+    names &&
+    classes !== undefined &&
+    names.length < classes &&
+    !existsSync(join(root, 'classes.txt'))
+  )
+    throw new DataError(
+      'class-count',
+      `${root} has ${names.length} class folder${names.length === 1 ? '' : 's'} (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}) but the model scores ${classes} classes: put a classes.txt in ${root} listing the model's ${classes} class names in its output order (a class may have no folder), so each folder gets the right class index`,
+      { file: root },
+    );
   const shape = itemShape(spec, input?.shape?.length);
   const numClasses = names ? (classes ?? names.length) : undefined;
   return new ImageFolderSource({

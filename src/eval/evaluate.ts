@@ -155,14 +155,16 @@ async function evaluateSession(
         { value: outputName },
       );
     const c = logits.dims[logits.dims.length - 1]!;
-    if (logits.dims.length !== 2 || logits.dims[0] !== k || c < numClasses)
+    if (logits.dims.length !== 2 || logits.dims[0] !== k)
       throw new ShapeError(
         'eval-output',
         `${label} output "${outputName}" has shape [${logits.dims}]: expected [${k}, ${numClasses}] class scores`,
         { value: outputName },
       );
-    // a model may score more classes than the data has: the confusion matrix covers all the model's classes
-    conf ??= new Confusion(Math.max(c, numClasses));
+    // scores for another number of classes than the data's labels: index i would mean different classes in the
+    // two (a 1000-class model on 10-class data scores 0 % with a 1000×1000 matrix and no hint why)
+    if (c !== numClasses) throw classCountError(label, outputName, c, src, numClasses);
+    conf ??= new Confusion(numClasses);
     const s = logits.data as Float32Array;
     const y = b.labels!;
     for (let i = 0; i < b.n; i++) {
@@ -208,6 +210,30 @@ async function evaluateSession(
     seconds,
     throughput: seconds > 0 ? conf.n / seconds : 0,
   };
+}
+
+/** The InputError for a model scoring `c` classes on data labelled with `numClasses`. */
+function classCountError(
+  label: string,
+  outputName: string,
+  c: number,
+  src: DataSource,
+  numClasses: number,
+): ShapeError {
+  const names = src.classNames?.length
+    ? ` (${src.classNames.slice(0, 5).join(', ')}${numClasses > 5 ? ', …' : ''})`
+    : '';
+  const hint =
+    src.format === 'image-folder'
+      ? c > numClasses
+        ? `: if these are ${numClasses} of the model's ${c} classes, list all ${c} class names in the model's order in ${src.name}/classes.txt (a class may have no folder)`
+        : ''
+      : '';
+  return new ShapeError(
+    'class-count',
+    `${label} scores ${c} classes (output "${outputName}" has ${c} columns) but ${src.name} has ${numClasses} classes${names}: label i would not mean class i of the model${hint}`,
+    { value: outputName, file: src.name },
+  );
 }
 
 export { numBatches };
