@@ -190,6 +190,8 @@ describe('edgefit eval --data <path>', () => {
       );
       files.push(f);
     }
+    // the model scores 5 classes, the folder has 2: classes.txt says which model classes they are
+    writeFileSync(join(root, 'classes.txt'), 'cat\ndog\nc2\nc3\nc4\n');
     // reference: sharp resizes the shorter side to 64, we cut the center 64×64 by hand, /255, NCHW
     const ref = new Float32Array(12 * 3 * 64 * 64);
     for (const [k, f] of files.entries()) {
