@@ -12,6 +12,7 @@ import { type BatchSource, epochOrder, numBatches, batches } from '../data/batch
 import { materialize } from '../data/materialize.js';
 import { isDataSource, type DataSource } from '../data/source.js';
 import type { Split } from '../data/types.js';
+import { checkFinite } from '../data/finite.js';
 import { DataError, InputError } from '../errors.js';
 import { type EvalResult, evaluate } from '../eval/evaluate.js';
 import type { Model } from '../ir/graph.js';
@@ -396,6 +397,8 @@ export async function train(model: Model, options: TrainOptions): Promise<TrainR
       `Training data arrays do not match n=${data.n} rows of [${data.inputShape}]`,
       { value: data.name ?? 'data' },
     );
+  checkFinite(data.x, rowSize, data, 'training data');
+  if (opts.val) checkFinite(opts.val.x, rowSize, opts.val, 'validation data');
   const dropLast = (opts.dropLast ?? true) && data.n >= batchSize;
   const perEpoch = numBatches(data.n, batchSize, dropLast);
   const totalSteps = opts.epochs * perEpoch;

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeNpy } from '../../data/index.js';
 import { main } from '../main.js';
 
 async function run(...args: string[]) {
@@ -56,4 +57,44 @@ test('an unwritable --out or --checkpoint is refused before the first step (exit
   }
   assert.deepEqual(readdirSync(dir).sort(), ['out.onnx', 'plain']);
   assert.deepEqual(readdirSync(folder), []);
+});
+
+test('NaN or Inf in the training data: exit 2 naming the file, row and value before any step (not "lower the learning rate")', async () => {
+  const n = 100;
+  for (const [bad, shown] of [
+    [NaN, 'NaN'],
+    [Infinity, 'Infinity'],
+  ] as const) {
+    const x = new Float32Array(n * 784).map((_, i) => ((i * 7) % 255) / 255);
+    x[37 * 784 + 100] = bad;
+    const y = BigInt64Array.from({ length: n }, (_, i) => BigInt(i % 10));
+    const xs = join(dir, `x-${shown}.npy`);
+    const ys = join(dir, 'y.npy');
+    writeNpy(xs, { dtype: 'float32', shape: [n, 1, 28, 28], data: x });
+    writeNpy(ys, { dtype: 'int64', shape: [n], data: y });
+    const out = join(dir, 'nan.onnx');
+    const r = await run(
+      'train',
+      '--model',
+      'mlp',
+      '--data',
+      xs,
+      '--labels',
+      ys,
+      '--val-split',
+      '0',
+      '--epochs',
+      '1',
+      '--batch',
+      '10',
+      '--out',
+      out,
+      '--quiet',
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.includes(xs), r.stderr);
+    assert.match(r.stderr, new RegExp(`row 37 \\(0-based\\) holds ${shown} at value 100`));
+    assert.doesNotMatch(r.stderr, /learning rate|\n\s+at /);
+    assert.ok(!existsSync(out));
+  }
 });
