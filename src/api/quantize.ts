@@ -4,7 +4,7 @@
 // call and printing.
 import { InputError } from '../errors.js';
 import { encodeModel } from '../onnx/index.js';
-import { QUANT_MODES, type QuantMode } from '../passes/quantize/index.js';
+import { calibrationWarnings, QUANT_MODES, type QuantMode } from '../passes/quantize/index.js';
 import { createContext, runStage } from '../stage/context.js';
 import {
   autoStage,
@@ -71,6 +71,8 @@ export interface QuantizeOutcome {
   saved?: SavedModel;
   /** On `data`: accuracy of the input and of the result, and the drop in points. */
   accuracy?: { before: number; after: number; drop: number; data: string; n: number };
+  /** Calibration that cannot give useful ranges (a constant calibration input), with the drop when measured. */
+  warnings: string[];
 }
 
 /** Quantize a model (see QuantizeOptions). The input is left as it was. */
@@ -189,9 +191,19 @@ export async function quantize(input: ModelArg, o: QuantizeOptions): Promise<Qua
     const r = await runStage(stage, original, ctx);
     const accuracyAfter = evalSrc ? await ctx.score(r.model) : undefined;
     const saved = o.out !== undefined ? writeOutput(r.model, o.out) : undefined;
+    const warnings =
+      ctx.hasData('calibration') && needsCalib ? calibrationWarnings(await ctx.calibration()) : [];
+    if (warnings.length && accuracyBefore !== undefined && accuracyAfter !== undefined) {
+      const drop = (accuracyBefore - accuracyAfter) * 100;
+      warnings.push(
+        `accuracy ${drop >= 0 ? 'dropped' : 'rose'} by ${Math.abs(drop).toFixed(2)} points on ${evalSrc!.name}`,
+      );
+    }
+    for (const w of warnings) ctx.log(`warning: ${w}`);
     const out: QuantizeOutcome = {
       model: r.model,
       report: r.report,
+      warnings,
       bytesBefore,
       bytesAfter: saved ? saved.modelBytes + saved.dataBytes : encodeModel(r.model).byteLength,
     };

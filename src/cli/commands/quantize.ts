@@ -41,7 +41,8 @@ function quantizeJson(input: string, output: string, r: QuantizeOutcome) {
     bytesAfter: r.bytesAfter,
     dataFile: r.saved?.dataFile ?? null,
     ratio: r.bytesAfter / r.bytesBefore,
-    ...(a ? { accuracyBefore: a.before, accuracyAfter: a.after, drop: a.drop } : {}),
+    // accuracies are fractions (0..1); drop and dropPoints are percentage points, as --max-drop
+    ...(a ? { accuracyBefore: a.before, accuracyAfter: a.after, drop: a.drop, dropPoints: a.drop } : {}),
     nodes: d.nodes,
     skipped: d.skipped,
     weightBytes: d.weightBytes,
@@ -50,6 +51,7 @@ function quantizeJson(input: string, output: string, r: QuantizeOutcome) {
     integerKernels: d.kernels.integer,
     floatComputeKernels: d.kernels.floatCompute,
     notes: r.report.notes.map((n) => n.text),
+    warnings: r.warnings,
     ...(d.qat ? { qat: d.qat } : {}),
     ...(d.auto ? { auto: d.auto } : {}),
   };

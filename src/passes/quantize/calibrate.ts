@@ -380,3 +380,41 @@ export async function collectGram(
   }
   return res;
 }
+
+/**
+ * Warnings about calibration that cannot give useful ranges: a calibration input that holds one constant value
+ * (all zeros, say) over every item, and calibrated tensors whose range has no width (min = max). Static INT8 then
+ * writes a model whose ranges do not fit real inputs, which loses accuracy without any error.
+ */
+export function calibrationWarnings(batches: readonly Feeds[], result?: CalibrationResult): string[] {
+  const out: string[] = [];
+  const range = new Map<string, [number, number]>();
+  for (const b of batches)
+    for (const [name, t] of Object.entries(b)) {
+      if (t.dtype !== 'float32' && t.dtype !== 'float64') continue;
+      const r = range.get(name) ?? [Infinity, -Infinity];
+      const d = t.data as Float32Array;
+      for (let i = 0; i < d.length; i++) {
+        const v = d[i]!;
+        if (v < r[0]) r[0] = v;
+        if (v > r[1]) r[1] = v;
+      }
+      range.set(name, r);
+    }
+  for (const [name, [lo, hi]] of range)
+    if (lo === hi)
+      out.push(
+        `calibration input "${name}" is the constant ${lo} in every item: ranges calibrated on it do not fit real data (use representative inputs for --calib-data)`,
+      );
+  if (result) {
+    const flat = [...result.stats].filter(([, s]) => s.max - s.min <= 1e-12 * Math.max(1, Math.abs(s.max)));
+    if (flat.length)
+      out.push(
+        `${flat.length} of ${result.stats.size} calibrated tensors have a range of zero width (min = max: ${flat
+          .slice(0, 5)
+          .map(([n, s]) => `${n} = ${s.min}`)
+          .join(', ')}${flat.length > 5 ? ', …' : ''}): the calibration data does not exercise them`,
+      );
+  }
+  return out;
+}
