@@ -6,6 +6,7 @@ import type { Model } from '../ir/index.js';
 import { loadModel } from '../onnx/index.js';
 import { loadRunnableModel } from '../runtime/index.js';
 import { inferShapes } from '../ops/index.js';
+import { modelWarnings } from '../summary/warnings.js';
 import { summarize, type ModelSummary } from '../summary/index.js';
 import { progress, type ProgressOptions } from '../util/progress.js';
 import { borrowed, dataRef, type DataReadOptions } from './common.js';
@@ -108,6 +109,8 @@ export async function evaluate(
 export interface InspectOutcome extends ModelSummary {
   /** Nodes whose op shape inference does not know (shapes after them are unknown). */
   unsupportedOps: { node: string; opType: string; domain: string }[];
+  /** What makes ORT or edgefit refuse the model later: inputs defined nowhere, opsets newer than ORT loads. */
+  warnings: string[];
 }
 
 /** A model's summary: parameters, bytes by dtype, MACs, peak activation memory, inputs/outputs, op counts, layers. */
@@ -118,5 +121,6 @@ export function inspect(model: Model | string, o: { batch?: number } = {}): Insp
   return {
     ...s,
     unsupportedOps: report.unsupported.map((u) => ({ node: u.node, opType: u.opType, domain: u.domain })),
+    warnings: modelWarnings(m),
   };
 }

@@ -53,8 +53,17 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
 
 export function parseCommand(cmd: Command, argv: string[]): Parsed {
   const options = { ...GLOBAL_OPTIONS, ...cmd.options };
+  // `--limit -1`: a negative number after an option that takes a value is that value (node's parser calls it
+  // ambiguous), so the option's own range message can name it
+  const args = argv.map((a, i) =>
+    i > 0 && /^-\d/.test(a) && options[argv[i - 1]!.replace(/^--/, '')]?.type === 'string' ? `\0${a}` : a,
+  );
+  const joined: string[] = [];
+  for (const a of args)
+    if (a.startsWith('\0')) joined[joined.length - 1] = `${joined[joined.length - 1]}=${a.slice(1)}`;
+    else joined.push(a);
   const config: ParseArgsConfig = {
-    args: argv,
+    args: joined,
     allowPositionals: true,
     strict: true,
     options: Object.fromEntries(
@@ -79,7 +88,7 @@ export function parseCommand(cmd: Command, argv: string[]): Parsed {
     if (parsed.positionals.length < required)
       throw new InputError(
         'usage',
-        `edgefit ${cmd.name} needs ${cmd.positionals
+        `needs ${cmd.positionals
           .filter((p) => !p.optional)
           .map((p) => `<${p.name}>`)
           .join(' ')} (see \`edgefit ${cmd.name} --help\`)`,
@@ -88,7 +97,7 @@ export function parseCommand(cmd: Command, argv: string[]): Parsed {
     if (!cmd.variadic && parsed.positionals.length > cmd.positionals.length)
       throw new InputError(
         'usage',
-        `edgefit ${cmd.name}: unexpected argument "${parsed.positionals[cmd.positionals.length]}"`,
+        `unexpected argument "${parsed.positionals[cmd.positionals.length]}" (edgefit ${cmd.name} takes ${cmd.positionals.length ? cmd.positionals.map((p) => `<${p.name}>`).join(' ') : 'no arguments'}; see \`edgefit ${cmd.name} --help\`)`,
         { value: cmd.name },
       );
   }

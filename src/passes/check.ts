@@ -1,6 +1,6 @@
 // Checking a rewrite numerically: random inputs for a model, and the largest absolute difference between two
 // models' outputs under ONNX Runtime.
-import { ShapeError } from '../errors.js';
+import { InputError, ShapeError } from '../errors.js';
 import type { DType, Model, TypedArray } from '../ir/index.js';
 import { floatToHalf, halfToFloat } from '../ir/index.js';
 import { runModel, type HostTensor } from '../runtime/index.js';
@@ -21,10 +21,38 @@ export interface RandomInputOptions {
 }
 
 /** Random feeds for every input of `model` that is not an initializer: floats in [-1, 1), ints in [0, intHigh). */
+/** Names in --shapes/--values/--dims that are no input (or symbolic dim) of the model: refused, not ignored. */
+function checkInputNames(model: Model, opts: RandomInputOptions): void {
+  const inputs = model.graph.inputs.filter((v) => !v.const);
+  const names = inputs.map((v) => v.name);
+  for (const [flag, o] of [
+    ['shapes', opts.shapes],
+    ['values', opts.values],
+  ] as const)
+    for (const k of Object.keys(o ?? {}))
+      if (!names.includes(k))
+        throw new InputError(
+          'random-input',
+          `--${flag} names "${k}", which is not an input of the model (inputs: ${names.join(', ') || 'none'})`,
+          { value: k },
+        );
+  const symbols = new Set(
+    inputs.flatMap((v) => (v.tensorType?.shape ?? []).filter((d) => typeof d === 'string')),
+  );
+  for (const k of Object.keys(opts.dims ?? {}))
+    if (!symbols.has(k))
+      throw new InputError(
+        'random-input',
+        `--dims names "${k}", which is not a symbolic dimension of the model's inputs (${[...symbols].join(', ') || 'none'})`,
+        { value: k },
+      );
+}
+
 export function randomInputs(model: Model, opts: RandomInputOptions = {}): Record<string, HostTensor> {
   const r = prng(opts.seed ?? 1);
   const hi = opts.intHigh ?? 4;
   const feeds: Record<string, HostTensor> = {};
+  checkInputNames(model, opts);
   for (const v of model.graph.inputs) {
     if (v.const) continue;
     const t = v.tensorType;

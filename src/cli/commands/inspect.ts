@@ -25,6 +25,7 @@ export const inspect: Command = {
     const warn = s.unsupportedOps.length
       ? `\nnote: shapes unknown after ${s.unsupportedOps.length} node(s) of unsupported ops: ${[...new Set(s.unsupportedOps.map((u) => u.opType))].join(', ')}`
       : '';
-    return { json, text: `${file}\n${formatSummaryTable(s)}${warn}` };
+    const warnings = json.warnings.map((w) => `\nwarning: ${w}`).join('');
+    return { json, text: `${file}\n${formatSummaryTable(s)}${warn}${warnings}` };
   },
 };

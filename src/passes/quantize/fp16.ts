@@ -7,7 +7,7 @@ import { A, Emitter, Tensor as T, cleanup, dtypeCode, floatToHalf } from '../../
 import { constantNodeTensor } from '../../ops/index.js';
 import { defineModelPass } from '../manager.js';
 import { f64, isOnnxDomain, tryInferShapes } from '../util.js';
-import { filterFor } from './select.js';
+import { checkFilterEntry, filterFor } from './select.js';
 
 export interface Fp16Options {
   /** Node names or op types (`op:X`, `node:Y` to be explicit) that stay float32. */
@@ -67,6 +67,7 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
   const m = model.clone();
   tryInferShapes(m);
   const g = m.graph;
+  for (const e of opts.keepFloat32 ?? []) checkFilterEntry(m, e, 'keep-fp32');
   const userKeep = opts.keepFloat32?.length ? filterFor(m, { include: opts.keepFloat32 }) : () => false;
   const keep = (n: Node) =>
     !isOnnxDomain(n) || ALWAYS_FLOAT32.has(n.opType) || n.subgraphs().length > 0 || userKeep(n);

@@ -24,14 +24,22 @@ export function checkFilter(model: Model, filter: NodeFilter): void {
     ['include', filter.include],
     ['exclude', filter.exclude],
   ] as const)
-    for (const e of list ?? []) {
-      if (!model.graph.nodes.some((n) => matches(e, n, names)))
-        throw new InputError(
-          'quant-filter',
-          `--${flag} entry "${e}" matches no node name or op type of the model (use op:<OpType> or node:<name> to be explicit)`,
-          { value: e },
-        );
-    }
+    for (const e of list ?? []) checkFilterEntry(model, e, flag, names);
+}
+
+/** Throw an InputError when `entry` of the option `--flag` matches no node name or op type of the main graph. */
+export function checkFilterEntry(
+  model: Model,
+  entry: string,
+  flag: string,
+  names: ReadonlySet<string> = new Set(model.graph.nodes.map((n) => n.label)),
+): void {
+  if (!model.graph.nodes.some((n) => matches(entry, n, names)))
+    throw new InputError(
+      'quant-filter',
+      `--${flag} entry "${entry}" matches no node name or op type of the model (use op:<OpType> or node:<name> to be explicit)`,
+      { value: entry },
+    );
 }
 
 /** Whether the filter lets `n` be quantized. */
