@@ -41,7 +41,10 @@ test('a 10-class model on a 2-class image folder: InputError asking for classes.
   const m = classifier(10);
   await assert.rejects(openData(root, { model: m, needLabels: 'edgefit eval' }), (e: unknown) => {
     assert.ok(e instanceof InputError, String(e));
-    assert.match(e.message, /has 2 class folders \(cat, dog\) but the model scores 10 classes: put a classes\.txt/);
+    assert.match(
+      e.message,
+      /has 2 class folders \(cat, dog\) but the model scores 10 classes: put a classes\.txt/,
+    );
     assert.ok(e.message.includes(root));
     return true;
   });

@@ -14,7 +14,7 @@ import {
   type Dataset,
   type FeedBatch,
 } from '../data/index.js';
-import { InputError } from '../errors.js';
+import { DataError, InputError } from '../errors.js';
 import { evaluate, type EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
 import type { GateSpec } from '../eval/gates.js';
@@ -147,6 +147,7 @@ export class StageContext {
       const t0 = performance.now();
       const feeds = await sampleFeeds(src, this.calibrationSamples, this.seed);
       const n = feeds.reduce((a, f) => a + (Object.values(f)[0]?.dims[0] ?? 0), 0);
+      checkCalibrationFeeds(feeds, n, src);
       this.log(
         `calibration set: ${n} item(s) of ${src.name}${src.format === 'builtin' ? ' (train split)' : ''} in ${((performance.now() - t0) / 1000).toFixed(2)} s`,
       );
@@ -256,4 +257,40 @@ export async function runStages(
     reports.push(r.report);
   }
   return { model: m, reports };
+}
+
+/** Calibration items that cannot calibrate: none at all (every image corrupt), or NaN/Inf values. */
+function checkCalibrationFeeds(feeds: FeedBatch[], n: number, src: DataSource): void {
+  if (n === 0) {
+    const sk = src.skipped;
+    throw new DataError(
+      'calib-empty',
+      `${src.name} gave no calibration items${
+        sk.length
+          ? ` (${sk.length} skipped: ${sk
+              .slice(0, 3)
+              .map((s) => `${s.file} — ${s.reason}`)
+              .join('; ')})`
+          : ''
+      }`,
+      { file: src.name },
+    );
+  }
+  let item = 0;
+  for (const f of feeds) {
+    const rows = Object.values(f)[0]?.dims[0] ?? 0;
+    for (const [name, t] of Object.entries(f)) {
+      if (t.dtype !== 'float32') continue;
+      const per = rows ? t.data.length / rows : 0;
+      const d = t.data as Float32Array;
+      for (let i = 0; i < d.length; i++)
+        if (!Number.isFinite(d[i]!))
+          throw new DataError(
+            'calib-nonfinite',
+            `${src.name}: calibration item ${item + Math.floor(i / per)} of the seeded sample holds ${d[i]} in input "${name}": calibration data must be finite`,
+            { file: src.name, value: name },
+          );
+    }
+    item += rows;
+  }
 }
