@@ -3,7 +3,7 @@
 // warm-up runs. Groups: infer (FP32 inference of mlp, cnn-s, vit-t at batch 1 and 64, 2 and 1 threads);
 // train-step (one SPEC optimisation step of mlp, cnn-s, vit-t at batch 64, 2 and 1 threads); quantize (INT8/INT4
 // against FP32, see bench/quantize.ts; --models DIR for trained models); prune (bench/prune.ts; --only
-// cnn-s,vit-t,torchvision).
+// cnn-s,vit-t,torchvision); fuzz (decoder fuzzing, 10,000 mutated models).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,9 +81,20 @@ for (const g of groups) {
       emit: (line) => process.stdout.write(`${line}\n`),
       log: (s) => process.stderr.write(`${s}\n`),
     });
+  } else if (g === 'fuzz') {
+    // decoder fuzzing at nightly size: 10,000 seeded mutations of torch exports (EDGEFIT_FUZZ_N to change);
+    // exit 1 when any mutation gives an untyped error or one that does not name the file
+    const { fuzzDecoder } = await import('../src/testing/fuzz.js');
+    const r = fuzzDecoder(Number(process.env.EDGEFIT_FUZZ_N ?? 10_000));
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'fuzz-decoder', mutations: r.mutations, decoded: r.decoded, rejected: r.rejected, violations: r.violations.length, seconds: Number(r.seconds.toFixed(1)) })}\n`,
+    );
+    for (const v of r.violations.slice(0, 10))
+      process.stderr.write(`mutation ${v.index} (kind ${v.kind}): ${v.message}\n`);
+    if (r.violations.length) process.exitCode = 1;
   } else {
     process.stderr.write(
-      `unknown benchmark group "${g}" (known: infer, train-step, data, quantize, prune)\n`,
+      `unknown benchmark group "${g}" (known: infer, train-step, data, quantize, prune, fuzz)\n`,
     );
     process.exitCode = 2;
   }

@@ -19,7 +19,7 @@ import {
   StringStringEntryProtoSchema,
 } from 'onnx-buf';
 import { decodeModel, encodeModel, loadModel, saveModel } from './index.js';
-import { EdgefitError, InputError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { Graph, Model, allGraphs, Tensor, type DType, tensorType, dtypeByteLength } from '../ir/index.js';
 import { createSession, type HostTensor } from '../runtime/index.js';
 import {
@@ -32,6 +32,7 @@ import {
   maxAbsDiff,
 } from '../testing/fixtures.js';
 import { buildModel, MODEL_NAMES } from '../models/index.js';
+import { fuzzDecoder } from '../testing/fuzz.js';
 
 function countNodes(m: Model): number {
   let n = 0;
@@ -333,50 +334,12 @@ describe('tensor dtypes', () => {
 
 describe('decoder fuzz', () => {
   test('thousands of mutated models give only typed errors naming the file', () => {
-    const seeds = ['misc_op13', 'convt_op13', 'mobile_op13'].map((n) =>
-      readFileSync(torchFixtures().find((f) => f.name === n)!.path),
-    );
-    const r = prng(20261125);
-    let decoded = 0;
-    let rejected = 0;
-    const N = 3000;
-    for (let i = 0; i < N; i++) {
-      const src = seeds[i % seeds.length]!;
-      let b = new Uint8Array(src);
-      const kind = Math.floor(r() * 4);
-      if (kind === 0) {
-        const flips = 1 + Math.floor(r() * 8);
-        for (let k = 0; k < flips; k++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
-      } else if (kind === 1) b = b.slice(0, Math.floor(r() * b.length));
-      else if (kind === 2) {
-        const at = Math.floor(r() * b.length);
-        const ins = new Uint8Array(1 + Math.floor(r() * 16)).map(() => Math.floor(r() * 256));
-        b = new Uint8Array([...b.subarray(0, at), ...ins, ...b.subarray(at)]);
-      } else {
-        // corrupt a varint length prefix region near a random position
-        const at = Math.floor(r() * b.length);
-        b[at] = 0xff;
-        if (at + 1 < b.length) b[at + 1] = 0xff;
-      }
-      try {
-        const m = decodeModel(b, { file: `fuzz-${i}.onnx` });
-        encodeModel(m); // whatever decodes must also encode
-        decoded++;
-      } catch (e) {
-        assert.ok(
-          e instanceof EdgefitError,
-          `mutation ${i} (kind ${kind}) threw a non-typed error: ${(e as Error)?.stack}`,
-        );
-        assert.ok(
-          (e as Error).message.includes(`fuzz-${i}.onnx`) ||
-            (e as EdgefitError).subject.file === `fuzz-${i}.onnx`,
-          `error names the file: ${(e as Error).message}`,
-        );
-        rejected++;
-      }
-    }
-    assert.equal(decoded + rejected, N);
-    assert.ok(rejected > N / 10, `a good share of mutations are rejected (${rejected})`);
+    // 3,000 here (every npm test); `npm run bench -- fuzz` runs 10,000 (EDGEFIT_FUZZ_N to change either)
+    const N = Number(process.env.EDGEFIT_FUZZ_N ?? 3000);
+    const r = fuzzDecoder(N, 20261125, ['misc_op13', 'convt_op13', 'mobile_op13']);
+    assert.deepEqual(r.violations.slice(0, 5), []);
+    assert.equal(r.decoded + r.rejected, N);
+    assert.ok(r.rejected > N / 10, `a good share of mutations are rejected (${r.rejected})`);
   });
 
   test('not an ONNX file at all', () => {
