@@ -1,5 +1,6 @@
 // `edgefit <verb> …`: dispatch, help, and the one place errors become messages and exit codes.
 //   0 ok · 1 internal error (a bug: please report) · 2 bad input · 3 unsupported · 4 quality gate failed
+import { readFileSync } from 'node:fs';
 import { EdgefitError, exitCodeOf } from '../errors.js';
 import { type Command, type Io, helpText, parseCommand } from './command.js';
 import { build } from './commands/build.js';
@@ -36,7 +37,7 @@ function usage(): string {
   return [
     'edgefit: make trained ONNX models fit and run well on edge devices',
     '',
-    'Usage: edgefit <command> [arguments] [--json] [--quiet] [--debug]',
+    'Usage: edgefit <command> [arguments] [--json] [--quiet] [--debug]     edgefit --version',
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(10)}${c.summary}`),
@@ -44,6 +45,34 @@ function usage(): string {
     'Run `edgefit <command> --help` for its arguments and options.',
     'Exit codes: 0 ok, 1 internal error, 2 bad input, 3 unsupported, 4 quality gate failed.',
   ].join('\n');
+}
+
+/** `edgefit 0.1.0 (onnxruntime-node 1.30.0, node v20.x)`: package versions read from their package.json files. */
+export function versionText(): string {
+  const read = (url: URL): string | undefined => {
+    try {
+      return (JSON.parse(readFileSync(url, 'utf8')) as { version?: string }).version;
+    } catch {
+      return undefined;
+    }
+  };
+  // src/cli/main.ts or dist/src/cli/main.js: the package root is the first folder up with edgefit's package.json
+  let own: string | undefined;
+  let root = new URL('.', import.meta.url);
+  for (let i = 0; i < 5 && !own; i++) {
+    root = new URL('..', root);
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'edgefit') own = pkg.version;
+    } catch {
+      /* not here */
+    }
+  }
+  const ort = read(new URL('node_modules/onnxruntime-node/package.json', root));
+  return `edgefit ${own ?? 'unknown'} (onnxruntime-node ${ort ?? 'unknown'}, node ${process.version})`;
 }
 
 export interface MainIo {
@@ -55,6 +84,10 @@ export async function main(argv: string[], mio: MainIo = {}): Promise<number> {
   const out = mio.stdout ?? ((s: string) => process.stdout.write(s));
   const err = mio.stderr ?? ((s: string) => process.stderr.write(s));
   const [verb, ...rest] = argv;
+  if (verb === '--version' || verb === '-v' || verb === 'version') {
+    out(`${versionText()}\n`);
+    return 0;
+  }
   if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
     out(`${usage()}\n`);
     return verb ? 0 : 2;

@@ -250,6 +250,22 @@ export const quantizeCommand: Command = {
   async run(p, io) {
     const [input, output] = p.positionals as [string, string];
     const auto = !!p.values.auto;
+    const modeArg = p.values.mode;
+    // the names people try first: say which modes they mean
+    const alias: Record<string, string> = {
+      int8: 'INT8 is --mode static (calibrated activations, integer kernels: QLinearConv/QGemm) or --mode dynamic (int8 weights, activations quantized at run time; MatMul/Gemm only)',
+      uint8: 'use --mode static (uint8 activations by default) or --mode dynamic',
+      float16: 'FP16 is --mode fp16',
+      half: 'FP16 is --mode fp16',
+      w4: 'INT4 weight-only is --mode int4',
+      ptq: 'post-training quantization is --mode static (or dynamic)',
+    };
+    if (typeof modeArg === 'string' && alias[modeArg.toLowerCase()])
+      throw new InputError(
+        'option',
+        `--mode must be one of ${QUANT_MODES.join(', ')}: current value is "${modeArg}" (${alias[modeArg.toLowerCase()]})`,
+        { value: 'mode' },
+      );
     const mode = stringOption(p, 'mode', QUANT_MODES);
     const str = (k: string) => stringOption(p, k);
     const { quantize } = await import('../../api/quantize.js');

@@ -77,6 +77,8 @@ export interface StaticPlacementOptions extends NodeFilter {
    * and data movement only), for comparisons.
    */
   placement?: boolean | PlacementRules;
+  /** Nodes prepareStatic kept float on its own (stems): reported as such, not as the user's --exclude. */
+  keptFloat?: readonly string[];
 }
 
 export interface StaticQuantOptions extends StaticPlacementOptions, CalibrationOptions {
@@ -205,7 +207,13 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     const spec = quantSpec(n);
     if (!spec) continue;
     if (!ok(n)) {
-      skipped.push({ node: n.label, opType: n.opType, reason: 'excluded' });
+      skipped.push({
+        node: n.label,
+        opType: n.opType,
+        reason: opts.keptFloat?.includes(n.name)
+          ? "kept float: an image stem (fewer than 4 input channels), where ORT's float kernel is faster"
+          : 'excluded (--exclude/--include)',
+      });
       continue;
     }
     const why = whyNot(n, spec, { matmulActivations });
@@ -418,7 +426,10 @@ export function prepareStatic<O extends StaticPlacementOptions>(
       );
     }
   }
-  const options = { ...opts, exclude, floatStem: false, padChannels: 1 } as O;
+  const keptFloat = exclude
+    .filter((e) => !(opts.exclude ?? []).includes(e))
+    .map((e) => e.slice('node:'.length));
+  const options = { ...opts, exclude, keptFloat, floatStem: false, padChannels: 1 } as O;
   const padded = padConvChannels(m, { ...opts, exclude });
   if (padded.length) {
     tryInferShapes(m);
