@@ -39,6 +39,9 @@ export const FLOAT_COMPUTE_KERNELS: readonly string[] = [
   'com.microsoft:FusedGemm',
   'com.microsoft:FusedMatMul',
   'com.microsoft:NhwcFusedConv',
+  // ORT's NCHWc layout transformer rewrites float Convs (a kept-float stem, say) into its own domain
+  'com.microsoft.nchwc:Conv',
+  'com.microsoft.nchwc:FusedConv',
 ];
 
 export interface KernelReport {
