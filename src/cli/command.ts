@@ -3,7 +3,7 @@
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
-import { checkAlignment } from '../onnx/align.js';
+import { checkAlignment } from '../util/align.js';
 import type { SaveResult } from '../onnx/index.js';
 import type { OutputOptions } from '../api/common.js';
 

@@ -5,12 +5,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Model } from '../ir/graph.js';
 import { checkWritable, writeAtomic } from '../util/fs.js';
-import { checkAlignment } from './align.js';
+import { checkAlignment } from '../util/align.js';
 import { decodeModel } from './decode.js';
 import { encodeModelParts } from './encode.js';
 import { assertOpsetForms } from './opsets.js';
 
-export { checkAlignment } from './align.js';
+export { checkAlignment } from '../util/align.js';
 export { decodeModel, type DecodeOptions } from './decode.js';
 export { encodeModel, encodeModelParts, type ExternalDataOptions, type EncodedModel } from './encode.js';
 
