@@ -8,14 +8,7 @@ import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema } from 'onnx-buf';
 import { buildModel } from '../models/index.js';
 import { encodeModel, saveModel } from '../onnx/index.js';
-import { main } from './main.js';
-
-async function run(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
-  return { code, stdout, stderr };
-}
+import { edgefitInProcess as run } from '../testing/cli.js';
 
 let dir = '';
 let mlp = '';

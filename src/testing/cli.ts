@@ -20,3 +20,14 @@ export function edgefit(...args: string[]): CliRun {
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
 }
+
+/** The CLI in this process (fast: no start-up), both streams captured. */
+export async function edgefitInProcess(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import('../cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  return { code, stdout, stderr };
+}

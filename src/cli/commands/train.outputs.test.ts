@@ -5,15 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNpy } from '../../data/index.js';
-import { main } from '../main.js';
-
-async function run(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const t0 = Date.now();
-  const code = await main(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
-  return { code, stdout, stderr, ms: Date.now() - t0 };
-}
+import { edgefitInProcess as run } from '../../testing/cli.js';
 
 let dir = '';
 before(() => (dir = mkdtempSync(join(tmpdir(), 'edgefit-train-out-'))));
