@@ -114,3 +114,14 @@ test('an unexpected argument: the prefix once, and what the command takes', asyn
   const m = await run('convert', mlp);
   assert.equal(m.stderr, 'edgefit convert: needs <in.onnx> <out.onnx> (see `edgefit convert --help`)\n');
 });
+
+test('--version names edgefit, onnxruntime-node and node; --mode int8 says which modes mean INT8', async () => {
+  for (const v of ['--version', '-v', 'version']) {
+    const r = await run(v);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^edgefit \d+\.\d+\.\d+ \(onnxruntime-node 1\.\d+\.\d+, node v\d+/);
+  }
+  const q = await run('quantize', mlp, join(dir, 'q.onnx'), '--mode', 'int8');
+  assert.equal(q.code, 2);
+  assert.match(q.stderr, /current value is "int8" \(INT8 is --mode static .* or --mode dynamic/);
+});
