@@ -70,7 +70,9 @@ describe('edgefit quantize / compare', () => {
         `${file}: quantize reports ${acc}, eval measures ${e.json().accuracy}`,
       );
     }
-    assert.ok(j.integerKernels >= 3 && j.floatComputeKernels === 0, JSON.stringify(j.kernels));
+    // the float kernels left are the stems kept float on purpose (and reported so in `skipped`)
+    const kept = j.skipped.filter((s: { reason: string }) => s.reason.startsWith('kept float')).length;
+    assert.ok(j.integerKernels >= 3 && j.floatComputeKernels === kept, JSON.stringify(j.kernels));
     assert.equal(j.calibration.samples, 128);
     const x = new Float32Array(2 * 784).fill(0.5);
     const y = await runModel(loadModel(out), { input: { dtype: 'float32', dims: [2, 1, 28, 28], data: x } });

@@ -100,9 +100,12 @@ describe('static INT8 (QDQ)', () => {
 
   test('torch cnn-s: every layer but the stem in integer kernels (op13 and op17)', async () => {
     for (const name of ['torch/cnn-s_op13', 'torch/cnn-s_op17']) {
-      const { kernels, ref, fused } = await check(name);
+      const { r, kernels, ref, fused } = await check(name);
       assert.equal(kernels.ops['com.microsoft:QGemm'], 2, name);
-      assert.equal(kernels.floatCompute, 0, `${name}: ${JSON.stringify(kernels.ops)}`);
+      // the one float kernel left is the stem kept float on purpose (ORT runs it as an NCHWc Conv)
+      const kept = r.plan.skipped.filter((s) => s.reason.startsWith('kept float')).length;
+      assert.equal(kept, 1, name);
+      assert.equal(kernels.floatCompute, kept, `${name}: ${JSON.stringify(kernels.ops)}`);
       assert.ok(sqnr(ref, fused) > 25);
     }
   });
@@ -151,7 +154,8 @@ describe('static INT8 (QDQ)', () => {
 
   test('int8 activations, per-tensor weights, attention MatMuls: all fuse', async () => {
     const s8 = await check('builder/cnn-s', { activationType: 'int8' });
-    assert.ok(s8.kernels.integer >= 3 && s8.kernels.floatCompute === 0, JSON.stringify(s8.kernels.ops));
+    const kept = s8.r.plan.skipped.filter((s) => s.reason.startsWith('kept float')).length;
+    assert.ok(s8.kernels.integer >= 3 && s8.kernels.floatCompute === kept, JSON.stringify(s8.kernels.ops));
     const pt = await check('builder/mlp', { perChannel: false });
     assert.equal(pt.kernels.ops['com.microsoft:QGemm'], 3);
     const att = await check('builder/vit-t', { matmulActivations: true });
