@@ -2,6 +2,7 @@
 // flag parsing, one call of the library's quantize() (src/api/quantize.ts), printing.
 import type { QuantizeOutcome } from '../../api/quantize.js';
 import type { QatDetail } from '../../stage/quantize.js';
+import { InputError } from '../../errors.js';
 import {
   type Command,
   fmtBytes,
