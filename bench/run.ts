@@ -3,7 +3,9 @@
 // warm-up runs. Groups: infer (FP32 inference of mlp, cnn-s, vit-t at batch 1 and 64, 2 and 1 threads);
 // train-step (one SPEC optimisation step of mlp, cnn-s, vit-t at batch 64, 2 and 1 threads); quantize (INT8/INT4
 // against FP32, see bench/quantize.ts; --models DIR for trained models); prune (bench/prune.ts; --only
-// cnn-s,vit-t,torchvision); fuzz (decoder fuzzing, 10,000 mutated models).
+// cnn-s,vit-t,torchvision); fuzz (decoder fuzzing, 10,000 mutated models); serve
+// (the inference server on loopback: batching vs batch-1, PSS of workers, backbone + heads; --seconds, --requests,
+// --clients bound the load).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +14,7 @@ import type { WorkerArgs } from './worker.js';
 import { dataBench } from './data.js';
 import { quantizeBench } from './quantize.js';
 import { pruneBench } from './prune.js';
+import { serveBench } from './serve.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values, positionals } = parseArgs({
@@ -21,6 +24,9 @@ const { values, positionals } = parseArgs({
     reps: { type: 'string', default: '50' },
     models: { type: 'string' },
     only: { type: 'string' },
+    seconds: { type: 'string', default: '10' },
+    requests: { type: 'string', default: '20000' },
+    clients: { type: 'string', default: '64' },
   },
 });
 const processes = Number(values.processes);
@@ -92,9 +98,18 @@ for (const g of groups) {
     for (const v of r.violations.slice(0, 10))
       process.stderr.write(`mutation ${v.index} (kind ${v.kind}): ${v.message}\n`);
     if (r.violations.length) process.exitCode = 1;
+  } else if (g === 'serve') {
+    // the inference server on loopback: batching vs batch-1, PSS of 4 workers, backbone + heads (bench/serve.ts)
+    await serveBench({
+      emit: (line) => process.stdout.write(`${line}\n`),
+      log: (s) => process.stderr.write(`${s}\n`),
+      seconds: Number(values.seconds),
+      requests: Number(values.requests),
+      clients: Number(values.clients),
+    });
   } else {
     process.stderr.write(
-      `unknown benchmark group "${g}" (known: infer, train-step, data, quantize, prune, fuzz)\n`,
+      `unknown benchmark group "${g}" (known: infer, train-step, data, quantize, prune, fuzz, serve)\n`,
     );
     process.exitCode = 2;
   }

@@ -9,3 +9,4 @@ export * from './metrics.js';
 export * from './registry.js';
 export * from './server.js';
 export * from './tensor.js';
+export * from './split.js';
