@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { buildModel } from '../models/index.js';
 import { saveModel } from '../onnx/index.js';
 import { Session } from '../runtime/index.js';
+import { maxAbsDiff } from '../testing/fixtures.js';
+
+/** Largest difference of JSON numbers from a typed array. */
+const maxDiff = (a: number[] | Float32Array, b: Float32Array) => maxAbsDiff(Float32Array.from(a), b);
 import { runLoad } from './load.js';
 import { writeDeployed } from './registry.js';
 import { type InferenceServer, startServer } from './server.js';
@@ -56,13 +60,6 @@ async function reference(path: string, rows: number, seed: number): Promise<Floa
   } finally {
     await s.release();
   }
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 function assertNoStack(a: Answer): void {

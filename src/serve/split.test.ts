@@ -7,6 +7,10 @@ import { Tensor } from '../ir/index.js';
 import { buildModel } from '../models/index.js';
 import { saveModel } from '../onnx/index.js';
 import { Session } from '../runtime/index.js';
+import { maxAbsDiff } from '../testing/fixtures.js';
+
+/** Largest difference of JSON numbers from a typed array. */
+const maxDiff = (a: number[] | Float32Array, b: Float32Array) => maxAbsDiff(Float32Array.from(a), b);
 import { startServer } from './server.js';
 import { splitFiles } from './split.js';
 
@@ -39,13 +43,6 @@ async function run(path: string, x: Float32Array, n: number): Promise<Float32Arr
   } finally {
     await s.release();
   }
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 before(() => {
