@@ -4,7 +4,8 @@
 //           accuracy on the 10,000 test rows before/after, parameters, MACs, batch-64 latency (1 and 2 threads,
 //           minimum over --processes fresh processes of the median of --reps runs); then static INT8 of the pruned
 //           file: size against the FP32 cnn-s and accuracy.
-//   vit-t   50 % of the heads removed (head-mask gradient scores), 300 fine-tuning steps (AdamW lr 5e-4).
+//   vit-t   (trained 2 epochs) 50 % of the heads removed (head-mask gradient scores), 300 fine-tuning steps (AdamW
+//           lr 5e-4).
 //   torchvision families (scripts/fixtures/gen_prune_models.py bench: random init, 3×64×64): 50 % of the channels
 //           by L1 magnitude; parameters, MACs, batch-1 latency (1 thread, fresh processes) before/after, output shapes.
 import { spawnSync } from 'node:child_process';
@@ -36,7 +37,7 @@ function trained(
   if (given && existsSync(given)) return given;
   const path = join(out, `${name}.onnx`);
   if (existsSync(path)) return path;
-  const epochs = name === 'cnn-s' ? '3' : '5';
+  const epochs = name === 'cnn-s' ? '3' : '2';
   log(`training ${name} for ${epochs} epochs …`);
   const r = spawnSync(
     process.execPath,
