@@ -1,6 +1,15 @@
 // What the public functions share: a model given as an IR Model or a file, data given as a spec string or an open
 // DataSource, and an output file written atomically.
-import { isDatasetName, openData, type DataSource, type OpenDataOptions, type Split } from '../data/index.js';
+import {
+  fromDataset,
+  isDatasetName,
+  loadDataset,
+  openData,
+  subset,
+  type DataSource,
+  type OpenDataOptions,
+  type Split,
+} from '../data/index.js';
 import { assertValid, type Model } from '../ir/index.js';
 import { loadModel, saveModel, type SaveResult } from '../onnx/index.js';
 import { checkRuntimeAccepts } from '../runtime/index.js';
@@ -100,5 +109,31 @@ export function borrowed(src: DataSource): DataSource {
       const v = Reflect.get(t, k);
       return typeof v === 'function' ? v.bind(t) : v;
     },
+  });
+}
+
+/**
+ * Labelled evaluation rows: `spec`, else the test split of a built-in `data` (a seeded class-balanced `limit`
+ * subset); undefined when neither names any. `command` is named when the rows carry no labels.
+ */
+export function testDataRef(
+  spec: DataArg | undefined,
+  data: DataArg | undefined,
+  model: Model,
+  read: DataReadOptions | undefined,
+  o: { limit?: number; seed: number; command: string },
+): (() => Promise<DataSource>) | undefined {
+  const s = spec ?? (isBuiltin(data) ? data : undefined);
+  if (s === undefined) return undefined;
+  if (isBuiltin(s))
+    return async () => {
+      let ds = loadDataset(s, 'test');
+      if (o.limit !== undefined) ds = subset(ds, o.limit, o.seed);
+      return fromDataset(ds, { model, name: s });
+    };
+  return dataRef(s, model, read, {
+    split: 'test',
+    needLabels: o.command,
+    ...(o.limit !== undefined ? { limit: o.limit, limitSeed: o.seed } : {}),
   });
 }

@@ -2,7 +2,6 @@
 // channels, attention heads, residual blocks, optionally iterative with fine-tuning on labelled `data` until a
 // target or the accuracy floor — the result written atomically when `out` is given. `edgefit prune` is flag parsing,
 // this call and printing. `planPruning` lists the dependency groups without pruning (`edgefit prune --plan`).
-import { fromDataset, loadDataset, subset, type DataSource } from '../data/index.js';
 import type { Model } from '../ir/index.js';
 import { planPruning as planGroups, type GroupReport } from '../passes/prune/structured.js';
 import type { GateSpec } from '../eval/gates.js';
@@ -13,6 +12,7 @@ import {
   dataRef,
   isBuiltin,
   resolveModel,
+  testDataRef,
   writeOutput,
   type DataArg,
   type DataReadOptions,
@@ -52,21 +52,11 @@ export function planPruning(input: ModelArg): { groups: GroupReport[] } {
 export async function prune(input: ModelArg, o: PruneApiOptions = {}): Promise<PruneOutcome> {
   const { model, name } = resolveModel(input);
   const seed = o.seed ?? 0;
-  const evalSpec = o.evalData ?? (isBuiltin(o.data) ? o.data : undefined);
-  const evalRef =
-    evalSpec === undefined
-      ? undefined
-      : isBuiltin(evalSpec)
-        ? async (): Promise<DataSource> => {
-            let ds = loadDataset(evalSpec, 'test');
-            if (o.evalLimit !== undefined) ds = subset(ds, o.evalLimit, seed);
-            return fromDataset(ds, { model, name: evalSpec });
-          }
-        : dataRef(evalSpec, model, o.read, {
-            split: 'test',
-            needLabels: 'edgefit prune',
-            ...(o.evalLimit !== undefined ? { limit: o.evalLimit, limitSeed: seed } : {}),
-          });
+  const evalRef = testDataRef(o.evalData, o.data, model, o.read, {
+    ...(o.evalLimit !== undefined ? { limit: o.evalLimit } : {}),
+    seed,
+    command: 'edgefit prune',
+  });
   const ctx = createContext({
     data: {
       ...(o.data !== undefined

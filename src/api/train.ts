@@ -2,7 +2,6 @@
 // on any labelled data (built-in datasets: the train split, a seeded validation part held out), the test accuracy
 // measured, the result written atomically when `out` is given. `edgefit train` is flag parsing, this call and
 // printing.
-import { loadDataset, subset, fromDataset, type DataSource } from '../data/index.js';
 import { InputError } from '../errors.js';
 import type { EvalResult } from '../eval/index.js';
 import type { Model } from '../ir/index.js';
@@ -18,6 +17,7 @@ import {
   dataRef,
   isBuiltin,
   resolveModel,
+  testDataRef,
   writeOutput,
   type DataArg,
   type DataReadOptions,
@@ -115,21 +115,11 @@ export async function train(model: ModelArg | ModelName, o: TrainOptions): Promi
     ...(o.schedule?.gamma !== undefined ? { gamma: o.schedule.gamma } : {}),
   };
   // test rows: --test-data, else the test split of a built-in --data (class-balanced --test-limit subset)
-  const testSpec = o.testData ?? (isBuiltin(o.data) ? o.data : undefined);
-  const testRef =
-    testSpec === undefined
-      ? undefined
-      : isBuiltin(testSpec)
-        ? async (): Promise<DataSource> => {
-            let ds = loadDataset(testSpec, 'test');
-            if (o.testLimit !== undefined) ds = subset(ds, o.testLimit, seed);
-            return fromDataset(ds, { model: m, name: testSpec });
-          }
-        : dataRef(testSpec, m, o.read, {
-            split: 'test',
-            needLabels: 'edgefit train',
-            ...(o.testLimit !== undefined ? { limit: o.testLimit, limitSeed: seed } : {}),
-          });
+  const testRef = testDataRef(o.testData, o.data, m, o.read, {
+    ...(o.testLimit !== undefined ? { limit: o.testLimit } : {}),
+    seed,
+    command: 'edgefit train',
+  });
   const ctx = createContext({
     data: {
       train: dataRef(o.data, m, o.read, {

@@ -6,7 +6,7 @@ import { constOf } from './const.js';
 import { constInts, dOut, geq, type GradRule, leq, maskOf, normAxisG, signOf } from './gradutil.js';
 import type { GradCtx, InferCtx, SymValue } from './registry.js';
 import { register, registerAll } from './table.js';
-import { prunePass, pruneElementwise, pruneSoftmax } from './prune.js';
+import { prunePass, pruneElementwise, pruneNormalized } from './prune.js';
 import { dimAdd, dimEquals, dimFloorDiv, dimMul, dimSub } from './sym.js';
 import { broadcast, castNumber, elementwiseValue, normAxis, num1, num2, tt, unidirectional } from './util.js';
 
@@ -480,7 +480,7 @@ for (const t of ['Softmax', 'LogSoftmax', 'Hardmax']) {
     type: t,
     sinceVersion: [1, 11, 13],
     grad: t === 'Softmax' ? softmaxGrad : t === 'LogSoftmax' ? logSoftmaxGrad : undefined,
-    prune: pruneSoftmax,
+    prune: pruneNormalized,
     infer: (n, ctx) => {
       const x = ctx.inputType(0);
       const axis = n.attrInt('axis', ctx.opset >= 13 ? -1 : 1);

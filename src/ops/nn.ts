@@ -3,7 +3,7 @@ import type { Attr, DType, Dim, Emitter, Node, TensorType, Value } from '../ir/i
 import { A, dtypeFromCode, Tensor } from '../ir/index.js';
 import type { GradCtx, InferCtx } from './registry.js';
 import { register } from './table.js';
-import { pruneChannelParams, pruneConv, pruneConvTranspose, pruneLayerNorm, prunePass } from './prune.js';
+import { pruneChannelParams, pruneConv, pruneConvTranspose, pruneNormalized, prunePass } from './prune.js';
 import { dimAdd, dimDivExact, dimMul, dimSub, formatDims } from './sym.js';
 import { normAxis, tt, type WindowAttrs, windowAttrs, windowOut } from './util.js';
 
@@ -374,7 +374,7 @@ register({
 
 register({
   type: 'LayerNormalization',
-  prune: pruneLayerNorm,
+  prune: pruneNormalized,
   sinceVersion: [17],
   sameDtype: [0, 1, 2],
   grad: layerNormGrad,

@@ -373,23 +373,14 @@ export const pruneReduce: PruneRule = (node, p) => {
   p.setOutput(0, keep ? t.axis : t.axis - norm.filter((a) => a < t.axis).length, t.layout);
 };
 
-/** Softmax-like ops: pass unless they normalise over the channel axis. */
-export const pruneSoftmax: PruneRule = (node, p) => {
+/**
+ * Ops normalising over the axes from `axis` on (Softmax family — below opset 13 every axis from `axis` on, at 13 only
+ * `axis`: treated alike, conservatively — and LayerNormalization): pass when the channels come before them.
+ */
+export const pruneNormalized: PruneRule = (node, p) => {
   const t = p.traced(0);
   if (!t) return;
-  const r = p.inShape(0)?.length ?? 0;
-  // below opset 13 the op normalises over every axis from `axis` on: be conservative for both forms
-  const axis = normAxis(node.attrInt('axis', -1), r);
-  if (t.axis >= axis) return p.block(t.layout, `${node.opType} normalises over the channel axis`);
-  p.setOutput(0, t.axis, t.layout);
-};
-
-/** LayerNormalization: pass when the channels are outside the normalised axes. */
-export const pruneLayerNorm: PruneRule = (node, p) => {
-  const t = p.traced(0);
-  if (!t) return;
-  const r = p.inShape(0)?.length ?? 0;
-  const axis = normAxis(node.attrInt('axis', -1), r);
+  const axis = normAxis(node.attrInt('axis', -1), p.inShape(0)?.length ?? 0);
   if (t.axis >= axis) return p.block(t.layout, `${node.opType} normalises over the channel axis`);
   p.setOutput(0, t.axis, t.layout);
 };
