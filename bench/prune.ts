@@ -7,8 +7,7 @@
 //   vit-t   (trained 2 epochs) 50 % of the heads removed (head-mask gradient scores), 300 fine-tuning steps (AdamW
 //           lr 5e-4).
 //   torchvision families (scripts/fixtures/gen_prune_models.py bench: random init, 3×64×64): 50 % of the channels
-//           by L1 magnitude; parameters, MACs, batch-1 latency (1 thread, fresh processes, denormals flushed to zero:
-//           the random-init originals produce denormal activations that slow ORT ~10×) before/after, output shapes.
+//           by L1 magnitude; parameters, MACs, batch-1 latency (1 thread, fresh processes) before/after, output shapes.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -76,18 +75,7 @@ export async function pruneBench(o: {
   const test = loadDataset('fashion-mnist', 'test');
   const acc = async (m: Model | string) => (await evaluate(m, test, { threads: 2 })).accuracy;
   const lat = (path: string, batch: number, threads: number, shape?: number[]) =>
-    +o
-      .measure({
-        bench: 'infer-file',
-        path,
-        batch,
-        threads,
-        reps: o.reps,
-        warmup: 5,
-        shape,
-        denormalAsZero: !!shape,
-      })
-      .toFixed(4);
+    +o.measure({ bench: 'infer-file', path, batch, threads, reps: o.reps, warmup: 5, shape }).toFixed(4);
 
   if (want('cnn-s')) {
     const src = trained('cnn-s', o.models, out, o.log);
