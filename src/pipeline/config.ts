@@ -34,6 +34,8 @@ const pruneStage = z
     /** Fraction removed per iteration. */
     step: z.number().gt(0).max(0.5).optional(),
     finetuneSteps: z.number().int().min(0).optional(),
+    /** Fine-tuning learning rate (cosine schedule). */
+    lr: z.number().positive().optional(),
     /** Accuracy floor (fraction) below which pruning stops. */
     minAccuracy: fraction.optional(),
     /** Fraction of attention heads to remove. */
@@ -45,7 +47,10 @@ const pruneStage = z
 
 const distillStage = z
   .object({
-    /** Student family and knobs (`dscnn:width=16,depth=3`); omitted: chosen from the device profile. */
+    /**
+     * Student family and knobs (`dscnn:width=16,depth=3`); `input`: the stage's input model (e.g. a pruned copy) is the
+     * student; omitted: chosen from the device profile. The teacher is the pipeline's source model.
+     */
     student: z.string().optional(),
     temperature: z.number().positive().optional(),
     alpha: fraction.optional(),

@@ -283,6 +283,7 @@ export async function runPipeline(configFile: string, o: PipelineRunOptions = {}
       seed,
       threads,
       gates: gateSpec,
+      teacher: source.model,
       device: c.device
         ? {
             name: c.device.name,
