@@ -324,4 +324,25 @@ await runPipeline(${JSON.stringify(cfg)}, {
     assert.equal((html.match(/class="point"/g) ?? []).length, 1 + 2 + 1);
     assert.match(html, /data-kind="deployed"/);
   });
+  test('a prune stage: a dense smaller model before quantization (library pruning through the stage contract)', async () => {
+    const cfg = project(
+      'p8',
+      CONFIG()
+        .replace('  - optimize:\n', '  - optimize:\n  - prune: {ratio: 0.5, importance: l1}\n')
+        .replace('maxDropPoints: 2', 'maxDropPoints: 100'),
+    );
+    const r = await runPipeline(cfg);
+    const [, pruned, quantized] = r.summary.stages;
+    assert.equal(pruned!.name, 'prune');
+    assert.equal(pruned!.technique, 'structured pruning (l1)');
+    assert.ok(
+      pruned!.after.params < 0.5 * r.summary.baseline.params,
+      `${pruned!.after.params} of ${r.summary.baseline.params}`,
+    );
+    assert.ok(
+      quantized!.after.bytes < 0.15 * r.summary.baseline.bytes,
+      `${quantized!.after.bytes} of ${r.summary.baseline.bytes}`,
+    );
+    assert.equal((pruned!.report as any).detail.kind, 'prune');
+  });
 });

@@ -23,6 +23,8 @@ import { createContext, runStage, type StageContext } from '../stage/context.js'
 import { optimizeStage } from '../stage/optimize.js';
 import { autoStage, qatStage, quantizeStage } from '../stage/quantize.js';
 import { trainStage } from '../stage/train.js';
+import { pruneStage } from '../stage/prune.js';
+import type { ImportanceKind } from '../passes/prune/index.js';
 import type { Stage, StageReport } from '../stage/types.js';
 import { summarize } from '../summary/summary.js';
 import { writeAtomic } from '../util/fs.js';
@@ -104,7 +106,18 @@ export const STAGE_BUILDERS: Record<StageName, StageBuilder | undefined> = {
       },
       label: 'finetune',
     }),
-  prune: undefined,
+  prune: (o) =>
+    pruneStage({
+      ratio: o.ratio as number | undefined,
+      targetBytes: o.targetBytes as number | undefined,
+      importance: o.importance as ImportanceKind | undefined,
+      step: o.step as number | undefined,
+      finetuneSteps: o.finetuneSteps as number | undefined,
+      lr: o.lr as number | undefined,
+      minAccuracy: o.minAccuracy as number | undefined,
+      heads: o.heads as number | undefined,
+      depth: o.depth as number | undefined,
+    }),
   distill: undefined,
 };
 
