@@ -9,7 +9,7 @@ import type { TypedArray } from '../ir/tensor.js';
 import { createSession, type HostTensor, type Session, type ValueInfo } from '../runtime/index.js';
 import { type BatchHooks, type BatchOptions, Batcher } from './batcher.js';
 import { RequestError } from './errors.js';
-import type { DeployedVersion } from './registry.js';
+import { type DeployedVersion, dataFileOf } from './registry.js';
 
 type Tensors = Record<string, HostTensor>;
 
@@ -158,7 +158,8 @@ export class Deployment {
 
 function fileBytes(files: string[]): number {
   let n = 0;
-  for (const f of files) for (const p of [f, `${f}.data`]) if (existsSync(p)) n += statSync(p).size;
+  for (const f of files)
+    for (const p of [f, dataFileOf(f)]) if (p !== undefined && existsSync(p)) n += statSync(p).size;
   return n;
 }
 

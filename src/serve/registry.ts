@@ -11,7 +11,7 @@
 // version is promoted or rolled back, after the files it points to are complete. `writeDeployed` does that.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, normalize, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { InputError, UnsupportedError } from '../errors.js';
 import { writeAtomic } from '../util/fs.js';
 
@@ -47,6 +47,34 @@ function fingerprint(paths: string[]): string {
   return h.digest('hex').slice(0, 12);
 }
 
+/**
+ * The external data file written with a model (`<file>.data`, or `<file>.<hash>.data` as saveModel names it):
+ * the newest such file in the model's folder, or undefined.
+ */
+export function dataFileOf(model: string): string | undefined {
+  const dir = dirname(model);
+  const base = basename(model);
+  let best: { path: string; t: number } | undefined;
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  for (const n of names) {
+    if (
+      !n.startsWith(`${base}.`) ||
+      !n.endsWith('.data') ||
+      !/^(\.[0-9a-f]+)?\.data$/.test(n.slice(base.length))
+    )
+      continue;
+    const p = join(dir, n);
+    const t = statSync(p).mtimeMs;
+    if (!best || t > best.t) best = { path: p, t };
+  }
+  return best?.path;
+}
+
 /** A model served from a path; its version is a fingerprint of the file (and its external data file). */
 export function pathSource(name: string, path: string): ModelSource {
   const abs = resolve(path);
@@ -57,7 +85,7 @@ export function pathSource(name: string, path: string): ModelSource {
     async deployed() {
       if (!existsSync(abs))
         throw new InputError('model-missing', `Model file ${path} does not exist`, { file: path });
-      return { version: fingerprint([abs, `${abs}.data`]), path: abs };
+      return { version: fingerprint([abs, dataFileOf(abs) ?? `${abs}.data`]), path: abs };
     },
   };
 }
