@@ -41,9 +41,16 @@ import {
 import { constTensor, f64, tryInferShapes } from '../passes/util.js';
 import { isOnnxDomain, Tensor } from '../ir/index.js';
 import type { LrSchedule } from '../train/schedule.js';
-import { type EpochInfo, type EpochVerdict, type TrainData, train, validate } from '../train/trainer.js';
+import {
+  type EpochInfo,
+  type EpochVerdict,
+  type TrainData,
+  type TrainOptions,
+  train,
+  validate,
+} from '../train/trainer.js';
 import type { EpochRecord } from '../train/checkpoint.js';
-import type { OptimizerSpec } from '../train/types.js';
+import type { LossSpec, OptimizerSpec } from '../train/types.js';
 import type { ProgressOptions } from '../util/progress.js';
 import { exportQdq, groupScales } from './export.js';
 import { type FakeQuantInfo, insertFakeQuant } from './fakequant.js';
@@ -83,6 +90,9 @@ export interface QatOptions extends StaticPlacementOptions, CalibrationOptions {
   log?: (line: string) => void;
   progress?: ProgressOptions & { label?: string };
   onEpochEnd?: (info: EpochInfo) => EpochVerdict | Promise<EpochVerdict>;
+  /** Training loss (default cross-entropy); e.g. distillation (QAT + KD) with `extraInputs` feeding teacher logits. */
+  loss?: LossSpec;
+  extraInputs?: TrainOptions['extraInputs'];
 }
 
 export interface QatResult {
@@ -265,7 +275,11 @@ export async function quantizeAwareTrain(model: Model, opts: QatOptions): Promis
       ...(opts.log ? { log: opts.log } : {}),
       ...(opts.progress ? { progress: { label: 'qat', ...opts.progress } } : {}),
     },
-    ...(opts.onEpochEnd ? { hooks: { onEpochEnd: opts.onEpochEnd } } : {}),
+    hooks: {
+      ...(opts.onEpochEnd ? { onEpochEnd: opts.onEpochEnd } : {}),
+      ...(opts.extraInputs ? { extraInputs: opts.extraInputs } : {}),
+    },
+    ...(opts.loss ? { loss: opts.loss } : {}),
   });
   let trained = tr.model;
   let epoch = tr.epoch;

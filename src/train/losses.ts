@@ -15,7 +15,12 @@ import { A, type Dim, Emitter, type Model, Tensor, type Value, tensorType } from
 import type { LossSpec } from './types.js';
 
 /** Names of the extra graph inputs a loss adds (the actual names may get a suffix if the model already uses them). */
-export const LOSS_INPUT_NAMES = { labels: 'labels', teacher: 'teacher_logits', target: 'target' } as const;
+export const LOSS_INPUT_NAMES = {
+  labels: 'labels',
+  teacher: 'teacher_logits',
+  features: 'teacher_features',
+  target: 'target',
+} as const;
 
 export interface CrossEntropyOptions {
   /** ε in [0, 1): the target mixes (1−ε)·onehot with ε/C (PyTorch's `label_smoothing`). */
@@ -198,11 +203,47 @@ export function mseLoss(e: Emitter, pred: Value, target: Value): Value {
   );
 }
 
+/** weight · MSE(value, teacher_features): the feature-distillation term, with its new graph input. */
+function featureTerm(
+  e: Emitter,
+  model: Model,
+  f: { value: string; weight: number },
+): { loss: Value; input: Value } {
+  const g = model.graph;
+  const v = g.lookup(f.value);
+  if (!v)
+    throw new InputError('feature-value', `Feature distillation: the model has no tensor "${f.value}"`, {
+      value: f.value,
+    });
+  if (!Number.isFinite(f.weight) || f.weight < 0)
+    throw new InputError(
+      'feature-weight',
+      `Feature distillation weight must be ≥ 0: current value is ${f.weight}`,
+      {
+        value: 'featureWeight',
+      },
+    );
+  const shape = v.shape;
+  if (v.dtype !== 'float32' || !shape)
+    throw new ShapeError(
+      'feature-shape',
+      `Feature distillation needs a float32 tensor of known shape: "${v.name}"`,
+      {
+        value: v.name,
+      },
+    );
+  const input = g.addInput(LOSS_INPUT_NAMES.features, tensorType('float32', [...shape]));
+  return { loss: e.mul(mseLoss(e, v, input), e.scalar(f.weight)), input };
+}
+
 export interface LossGraph {
   /** The scalar loss value. */
   loss: Value;
-  /** Graph inputs the loss added, by role (`labels` int64 [N], `teacher_logits` [N, C], `target` like the output). */
-  inputs: { labels?: Value; teacher?: Value; target?: Value };
+  /**
+   * Graph inputs the loss added, by role (`labels` int64 [N], `teacher_logits` [N, C], `teacher_features` like the
+   * distilled feature, `target` like the output).
+   */
+  inputs: { labels?: Value; teacher?: Value; features?: Value; target?: Value };
 }
 
 /**
@@ -237,6 +278,11 @@ export function addLoss(model: Model, logits: Value, spec: LossSpec, prefix = 'l
       inputs.teacher = g.addInput(LOSS_INPUT_NAMES.teacher, tensorType('float32', [n, c]));
       const labels = spec.alpha < 1 ? labelsInput() : undefined;
       loss = distillLoss(e, logits, inputs.teacher, labels, spec);
+      if (spec.feature) {
+        const f = featureTerm(e, model, spec.feature);
+        inputs.features = f.input;
+        loss = e.add(loss, f.loss);
+      }
       break;
     }
     case 'mse':

@@ -204,6 +204,7 @@ function prepare(model: Model, o: PrepareOptions): Prepared {
   inferShapes(m);
   const extra: Record<string, string> = {};
   if (lg.inputs.teacher) extra[LOSS_INPUT_NAMES.teacher] = lg.inputs.teacher.name;
+  if (lg.inputs.features) extra[LOSS_INPUT_NAMES.features] = lg.inputs.features.name;
   if (lg.inputs.target) extra[LOSS_INPUT_NAMES.target] = lg.inputs.target.name;
 
   const params: Value[] = [];

@@ -11,8 +11,19 @@ export type OptimizerSpec =
 export type LossSpec =
   /** Mean softmax cross-entropy of logits [N,C] vs int64 labels [N]. */
   | { kind: 'cross-entropy'; labelSmoothing?: number; classWeights?: number[] }
-  /** Knowledge distillation: alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−alpha)·CE(s, y); teacher logits fed as the extra input `teacher_logits`. */
-  | { kind: 'distill'; temperature: number; alpha: number; labelSmoothing?: number }
+  /**
+   * Knowledge distillation: alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−alpha)·CE(s, y); teacher logits fed as the
+   * extra input `teacher_logits`. With `feature`, + weight·MSE(value, teacher_features): `value` names a tensor of
+   * the model (e.g. a learned projection of a student feature map) matched against the extra input
+   * `teacher_features` of the same shape.
+   */
+  | {
+      kind: 'distill';
+      temperature: number;
+      alpha: number;
+      labelSmoothing?: number;
+      feature?: { value: string; weight: number };
+    }
   /** Mean squared error vs a float target fed as the extra input `target`. */
   | { kind: 'mse' };
 
