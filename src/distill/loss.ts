@@ -95,14 +95,15 @@ export function addProjection(
   const row = s.slice(1) as number[];
   if (row.length !== teacherRow.length) throw bad('ranks differ');
   const e = new Emitter(g, { opset: student.opset('') ?? 17, prefix: 'kd_proj' });
-  const name = g.uniqueName('kd_proj.weight');
+  const name = 'kd_proj.weight'; // addInitializer makes it unique
+  let wv: Value;
   let out;
   if (row.length === 3) {
     const [cs, h, w] = row as [number, number, number];
     const [ct, ht, wt] = teacherRow as [number, number, number];
     if (h !== ht || w !== wt) throw bad('spatial dims differ (a 1×1 projection maps channels only)');
     const dims = [ct, cs, 1, 1];
-    const wv = g.addInitializer(
+    wv = g.addInitializer(
       name,
       Tensor.from('float32', dims, initValues(dims, 'kaiming-uniform', { seed, name }), name),
     );
@@ -112,7 +113,7 @@ export function addProjection(
     const dt = teacherRow[teacherRow.length - 1]!;
     if (row.length === 2 && row[0] !== teacherRow[0]) throw bad('token counts differ');
     const dims = [ds, dt];
-    const wv = g.addInitializer(
+    wv = g.addInitializer(
       name,
       Tensor.from(
         'float32',
@@ -124,7 +125,7 @@ export function addProjection(
     out = e.op('MatMul', [v, wv]);
   } else throw bad('features must be [N, D], [N, T, D] or [N, C, H, W]');
   inferShapes(student);
-  return { value: out.name, params: [name] };
+  return { value: out.name, params: [wv.name] };
 }
 
 /** Remove the projection (and anything else that no output reads) from a trained student. */

@@ -258,49 +258,50 @@ export function misfit(c: Candidate, p: DeviceProfile): string | undefined {
 /** Choose the family and the largest size that fits the profile. */
 export function chooseStudent(p: DeviceProfile, shape: StudentShape): ProfileChoice {
   const { order, reasons } = familyOrder(p);
-  let evaluated = 0;
+  const seen = new Map<string, Candidate>();
+  const measure = (spec: StudentSpec) => {
+    const k = formatStudent(spec);
+    let c = seen.get(k);
+    if (!c) seen.set(k, (c = measureCandidate(spec, shape, p)));
+    return c;
+  };
   for (const family of order) {
     let best: Candidate | undefined;
     let smallestMisfit: string | undefined;
-    for (const depth of DEPTHS)
-      for (const width of WIDTHS) {
-        const c = measureCandidate({ family, width, depth }, shape, p);
-        evaluated++;
-        const why = misfit(c, p);
-        if (why) {
-          if (width === WIDTHS[0] && depth === DEPTHS[0]) smallestMisfit = why;
-          break; // wider is larger in every cost
-        }
-        if (!best || c.params > best.params || (c.params === best.params && c.macs < best.macs)) best = c;
+    for (const depth of DEPTHS) {
+      // every cost grows with the width: binary search for the widest that fits
+      let lo = -1;
+      let hi = WIDTHS.length;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (misfit(measure({ family, width: WIDTHS[mid]!, depth }), p)) hi = mid;
+        else lo = mid;
       }
+      if (lo < 0) {
+        smallestMisfit ??= misfit(measure({ family, width: WIDTHS[0]!, depth }), p);
+        continue;
+      }
+      const c = measure({ family, width: WIDTHS[lo]!, depth });
+      if (!best || c.params > best.params || (c.params === best.params && c.macs < best.macs)) best = c;
+    }
     if (!best) {
       reasons.push(
         `${family} (${FAMILY_INFO[family].what}): even the smallest does not fit (${smallestMisfit})`,
       );
       continue;
     }
-    const grown = [
-      measureCandidate({ ...best.spec, width: nextWidth(best.spec.width) }, shape, p),
-      ...(best.spec.depth < DEPTHS[DEPTHS.length - 1]!
-        ? [measureCandidate({ ...best.spec, depth: best.spec.depth + 1 }, shape, p)]
-        : []),
-    ]
-      .map((c) => misfit(c, p))
-      .filter((x): x is string => !!x);
+    const up = WIDTHS.find((x) => x > best!.spec.width);
+    const limit = up ? misfit(measure({ ...best.spec, width: up }), p) : undefined;
     reasons.push(
-      `${family} (${FAMILY_INFO[family].what}): largest fit ${formatStudent(best.spec)} — ${best.params} params, ${best.weightBytes} B weights, ${best.peakActivationBytes} B peak activations at batch ${p.batch}, ~${best.latencyMs.toFixed(2)} ms${grown.length ? `; one size up: ${grown[0]}` : ''}`,
+      `${family} (${FAMILY_INFO[family].what}): largest fit ${formatStudent(best.spec)} — ${best.params} params, ${best.weightBytes} B weights, ${best.peakActivationBytes} B peak activations at batch ${p.batch}, ~${best.latencyMs.toFixed(2)} ms${limit ? `; width ${up} would not fit: ${limit}` : ''}`,
     );
-    return { spec: best.spec, candidate: best, reasons, evaluated };
+    return { spec: best.spec, candidate: best, reasons, evaluated: seen.size };
   }
   throw new InputError(
     'profile-nothing-fits',
     `No student fits the device profile${p.name ? ` "${p.name}"` : ''}: ${reasons.join('; ')}`,
     { value: 'device' },
   );
-}
-
-function nextWidth(w: number): number {
-  return WIDTHS.find((x) => x > w) ?? w * 2;
 }
 
 export { FAMILIES };
