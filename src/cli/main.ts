@@ -11,6 +11,7 @@ import { trainCommand } from './commands/train.js';
 import { optimize } from './commands/optimize.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { compareCommand } from './commands/compare.js';
+import { distillCommand } from './commands/distill.js';
 import { pruneCommand } from './commands/prune.js';
 import { serveCommand } from './commands/serve.js';
 import { splitCommand } from './commands/split.js';
@@ -31,6 +32,7 @@ export const COMMANDS: Command[] = [
   splitCommand,
   pipelineCommand,
   registryCommand,
+  distillCommand,
 ];
 
 function usage(): string {

@@ -152,7 +152,8 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
         value: 'student',
       },
     );
-  const shape = { input: data.inputShape, classes: data.numClasses };
+  const classes = data.numClasses || (await classesOf(teacher, data));
+  const shape = { input: data.inputShape, classes };
   let choice: ProfileChoice | undefined;
   let spec: StudentSpec | undefined;
   if (opts.device) {
@@ -214,16 +215,16 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     log(
       `teacher logits: ${tl.cached ? 'read from the cache' : 'computed'} for ${data.n} rows in ${tl.seconds.toFixed(2)} s`,
     );
-    if (tl.classes !== data.numClasses)
+    if (tl.classes !== classes)
       throw new InputError(
         'teacher-classes',
-        `The teacher scores ${tl.classes} classes; the data has ${data.numClasses}`,
+        `The teacher scores ${tl.classes} classes; the data has ${classes}`,
         { value: teacher.outputName, ...(teacher.file ? { file: teacher.file } : {}) },
       );
   } else logitInfo = { mode: 'online', seconds: 0 };
 
   // unlabeled: labels are never read; y holds the teacher's argmax only for the trainer's running accuracy
-  let trainData = data;
+  let trainData: TrainData = classes === data.numClasses ? data : { ...data, numClasses: classes };
   if (unlabeled) {
     const y = new BigInt64Array(data.n);
     if (cached)
@@ -233,7 +234,7 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
           if (cached.logits[i * cached.classes + j]! > cached.logits[i * cached.classes + best]!) best = j;
         y[i] = BigInt(best);
       }
-    trainData = { ...data, y };
+    trainData = { ...trainData, y };
   }
 
   // the student model, with the feature projection when distilling features
@@ -408,6 +409,19 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     return result;
   } finally {
     await runner?.release();
+  }
+}
+
+/** Classes the teacher scores: its output's static last dim, else from one row. */
+async function classesOf(teacher: Teacher, data: TrainData): Promise<number> {
+  const d = teacher.model.graph.outputs.find((v) => v.name === teacher.outputName)?.shape?.[1];
+  if (typeof d === 'number') return d;
+  const r = await TeacherRunner.create(teacher);
+  try {
+    const row = data.inputShape.reduce((a, b) => a * b, 1);
+    return (await r.run(data.x.subarray(0, row), 1, data.inputShape))[teacher.outputName]!.dims[1]!;
+  } finally {
+    await r.release();
   }
 }
 

@@ -92,7 +92,7 @@ export interface QatOptions extends StaticPlacementOptions, CalibrationOptions {
   onEpochEnd?: (info: EpochInfo) => EpochVerdict | Promise<EpochVerdict>;
   /** Training loss (default cross-entropy); e.g. distillation (QAT + KD) with `extraInputs` feeding teacher logits. */
   loss?: LossSpec;
-  extraInputs?: TrainOptions['extraInputs'];
+  extraInputs?: NonNullable<TrainOptions['hooks']>['extraInputs'];
 }
 
 export interface QatResult {
