@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadDataset, subset } from '../data/index.js';
+import { countParameters } from '../ir/builder.js';
 import { buildModel } from '../models/index.js';
 import { runModel } from '../runtime/index.js';
 import { train } from '../train/trainer.js';
@@ -75,4 +76,34 @@ test('unlabeled distillation with augmentation and feature distillation: online 
     input: { dtype: 'float32', dims: [2, 1, 28, 28], data: data.x.slice(0, 1568) },
   });
   assert.deepEqual(y.logits!.dims, [2, 10]);
+});
+
+test('pruned student: a structurally pruned copy of the teacher, then KD fine-tuning (and its CE baseline)', async () => {
+  const data = subset(loadDataset('fashion-mnist', 'train'), 512, 4);
+  const testSet = subset(loadDataset('fashion-mnist', 'test'), 300, 4);
+  const teacher = buildModel('cnn-s', { seed: 3 });
+  const r = await distill({
+    teacher,
+    data,
+    test: testSet,
+    prune: { ratio: 0.5 },
+    epochs: 1,
+    baselineScratch: true,
+    cacheDir: false,
+    threads: 1,
+  });
+  assert.ok(r.prune, 'the pruning report is returned');
+  assert.equal(countParameters(r.model, { trainableOnly: false }), r.prune.paramsAfter);
+  assert.ok(r.student.params < 0.5 * r.teacher.params, `${r.student.params} of ${r.teacher.params}`);
+  // the teacher's layer names and op sequence, with fewer channels
+  const ops = (m: typeof teacher) => m.graph.nodes.map((n) => n.opType).join(',');
+  assert.deepEqual(ops(r.model).replace(/,?Identity/g, ''), ops(teacher).replace(/,?Identity/g, ''));
+  assert.equal(r.model.graph.initializers.get('c2.weight')!.const!.dims[0], 32);
+  assert.ok(r.history.length === 1 && Number.isFinite(r.history[0]!.trainLoss));
+  assert.equal(r.scratch!.params, r.student.params);
+  assert.notDeepEqual(
+    r.model.graph.initializers.get('f2.weight')!.const!.toNumbers(),
+    r.scratch!.model.graph.initializers.get('f2.weight')!.const!.toNumbers(),
+    'KD and CE fine-tuning of the same pruned copy differ',
+  );
 });

@@ -11,6 +11,8 @@ import { InputError } from '../errors.js';
 import { evaluate } from '../eval/evaluate.js';
 import type { Model } from '../ir/graph.js';
 import { encodeModel } from '../onnx/index.js';
+import { TRAINING_SAFE_PASSES, runPasses } from '../passes/index.js';
+import { type PruneOptions, type PruneReport, prune } from '../passes/prune/index.js';
 import { quantizeAwareTrain } from '../qat/qat.js';
 import type { EpochRecord } from '../train/checkpoint.js';
 import type { LrSchedule } from '../train/schedule.js';
@@ -46,6 +48,11 @@ export interface DistillOptions {
   student?: StudentSpec | Model;
   /** Or: a device profile chooses the student. */
   device?: DeviceProfile;
+  /**
+   * Or: the student is a structurally pruned copy of the teacher (src/passes/prune: channels, heads, blocks), then
+   * fine-tuned with KD. Its scratch baseline is the same pruned copy fine-tuned with cross-entropy only.
+   */
+  prune?: PruneOptions;
   /** The profile's choice may not exceed this fraction of the teacher's parameters (e.g. 0.1). */
   maxParamsRatio?: number;
   /** Temperature (default 4), alpha = CE weight (default 0.5; 0 when unlabeled). */
@@ -89,6 +96,8 @@ export interface DistillResult {
   spec?: StudentSpec;
   /** The device profile's choice and reasons. */
   choice?: ProfileChoice;
+  /** The pruning report (pruned-teacher students). */
+  prune?: PruneReport;
   teacher: ModelFigures;
   student: ModelFigures;
   scratch?: ModelFigures & { model: Model };
@@ -144,10 +153,10 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
   const teacherParams = studentParams(teacher.model);
 
   // the student
-  if ((opts.student ? 1 : 0) + (opts.device ? 1 : 0) !== 1)
+  if ((opts.student ? 1 : 0) + (opts.device ? 1 : 0) + (opts.prune ? 1 : 0) !== 1)
     throw new InputError(
       'distill-student',
-      'Give exactly one of a student (family spec or model) and a device profile',
+      'Give exactly one of a student (family spec or model), a device profile and pruning options',
       {
         value: 'student',
       },
@@ -172,7 +181,19 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     for (const r of choice.reasons) log(`device: ${r}`);
     log(`device: chose ${formatStudent(spec)}`);
   } else if (opts.student && !('graph' in opts.student)) spec = opts.student;
-  const fresh = (): Model => (spec ? buildStudent(spec, shape, seed) : (opts.student as Model).clone());
+  let pruned: { model: Model; report: PruneReport } | undefined;
+  if (opts.prune) {
+    // a training-safe copy of the teacher (exporters' computed shapes folded), pruned with the training rows
+    const safe = (await runPasses(teacher.model.clone(), TRAINING_SAFE_PASSES)).model;
+    pruned = await prune(
+      safe,
+      { seed, ...(threads !== undefined ? { threads } : {}), log, ...opts.prune },
+      { train: data },
+    );
+    log(`pruned student: ${pruned.report.paramsBefore} → ${pruned.report.paramsAfter} params`);
+  }
+  const fresh = (): Model =>
+    spec ? buildStudent(spec, shape, seed) : pruned ? pruned.model.clone() : (opts.student as Model).clone();
 
   const unlabeled = !!opts.unlabeled;
   const alpha = unlabeled ? 0 : (opts.loss?.alpha ?? 0.5);
@@ -341,6 +362,7 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
       notes,
     };
     if (spec) result.spec = spec;
+    if (pruned) result.prune = pruned.report;
     if (choice) result.choice = choice;
 
     if (opts.baselineScratch) {

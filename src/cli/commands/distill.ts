@@ -52,7 +52,7 @@ export const distillCommand: Command = {
   summary:
     'Distil a teacher ONNX classifier into a small student (a family spec, or chosen for a device profile).',
   usage:
-    '--teacher <t.onnx> --data <data> (--student <family:width=W,depth=D> | --device <profile.yaml>) --out <s.onnx> [--temperature 4] [--alpha 0.5] [--epochs N] [--unlabeled] [--baseline-scratch] [--qat]',
+    '--teacher <t.onnx> --data <data> (--student <family:width=W,depth=D> | --device <profile.yaml> | --prune R) --out <s.onnx> [--temperature 4] [--alpha 0.5] [--epochs N] [--unlabeled] [--baseline-scratch] [--qat]',
   positionals: [],
   options: {
     teacher: { type: 'string', valueName: 't.onnx', description: 'the teacher: any ONNX classifier' },
@@ -77,6 +77,12 @@ export const distillCommand: Command = {
       valueName: 'profile.yaml',
       description:
         'choose the family and the largest size that fits this device profile (ram, storage, threads, latency_ms, traits)',
+    },
+    prune: {
+      type: 'string',
+      valueName: 'R',
+      description:
+        'instead of --student/--device: the student is the teacher with a fraction R of its channels pruned (structured), then fine-tuned with KD',
     },
     'max-params-ratio': {
       type: 'string',
@@ -166,10 +172,10 @@ export const distillCommand: Command = {
     const teacherPath = str(p, 'teacher', 'the teacher ONNX file');
     const dataArg = str(p, 'data', DATA_FORMATS_HELP);
     const out = str(p, 'out', 'the output ONNX file');
-    if ((p.values.student === undefined) === (p.values.device === undefined))
+    if (['student', 'device', 'prune'].filter((k) => p.values[k] !== undefined).length !== 1)
       throw new InputError(
         'usage',
-        'Give exactly one of --student <family:width=W,depth=D> and --device <profile.yaml>',
+        'Give exactly one of --student <family:width=W,depth=D>, --device <profile.yaml> and --prune R',
         {
           value: 'student',
         },
@@ -178,6 +184,7 @@ export const distillCommand: Command = {
       p.values.student !== undefined ? parseStudent(str(p, 'student', 'a student spec')) : undefined;
     const device =
       p.values.device !== undefined ? loadProfile(str(p, 'device', 'a device profile')) : undefined;
+    const pruneRatio = num(p, 'prune', 0.01, 0.99);
     const maxParamsRatio = num(p, 'max-params-ratio', 1e-6, 1);
     if (maxParamsRatio !== undefined && !device)
       throw new InputError('usage', '--max-params-ratio goes with --device', { value: 'max-params-ratio' });
@@ -239,6 +246,7 @@ export const distillCommand: Command = {
       ...(test ? { test } : {}),
       ...(student ? { student } : {}),
       ...(device ? { device } : {}),
+      ...(pruneRatio !== undefined ? { prune: { ratio: pruneRatio } } : {}),
       ...(maxParamsRatio !== undefined ? { maxParamsRatio } : {}),
       loss: { temperature, alpha: unlabeled ? 0 : alpha },
       unlabeled,
@@ -261,7 +269,11 @@ export const distillCommand: Command = {
     const json = {
       teacher: teacherPath,
       output: out,
-      student: r.spec ? formatStudent(r.spec) : null,
+      student: r.spec
+        ? formatStudent(r.spec)
+        : r.prune
+          ? `pruned teacher (${pruneRatio} of channels removed)`
+          : null,
       ...(r.choice
         ? {
             device: {
