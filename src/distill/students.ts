@@ -136,19 +136,19 @@ export function buildStudent(spec: StudentSpec, shape: StudentShape, seed = 0): 
   let logits: Value;
   switch (spec.family) {
     case 'dsconv':
-      logits = dsconv(b, x, c, h, w, spec, k);
+      logits = dsconv(b, x, [c, h, w], spec, k);
       break;
     case 'cnn':
-      logits = cnn(b, x, c, h, w, spec, k);
+      logits = cnn(b, x, [c, h, w], spec, k);
       break;
     case 'mlp':
       logits = mlp(b, x, c * h * w, spec, k);
       break;
     case 'mixer':
-      logits = mixer(b, x, c, h, w, spec, k);
+      logits = mixer(b, x, [c, h, w], spec, k);
       break;
     case 'transformer':
-      logits = transformer(b, x, c, h, w, spec, k);
+      logits = transformer(b, x, [c, h, w], spec, k);
       break;
   }
   b.output(logits, shape.outputName ?? 'logits');
@@ -182,20 +182,14 @@ function convBnRelu(
   return b.relu(b.batchNorm(y, outC, { name: `${name}.bn` }), `${name}.relu`);
 }
 
+type Img = [number, number, number];
+
 function head(b: ModelBuilder, x: Value, ch: number, k: number): Value {
   const g = b.flatten(b.globalAvgPool(x, 'gap'), 1, 'flatten');
   return b.linear(g, ch, k, { name: 'head' });
 }
 
-function dsconv(
-  b: ModelBuilder,
-  x: Value,
-  c: number,
-  h: number,
-  w: number,
-  s: StudentSpec,
-  k: number,
-): Value {
+function dsconv(b: ModelBuilder, x: Value, [c, h, w]: Img, s: StudentSpec, k: number): Value {
   let ch = s.width;
   let y = convBnRelu(b, x, c, ch, 'stem');
   let side = Math.min(h, w);
@@ -210,7 +204,7 @@ function dsconv(
   return head(b, y, ch, k);
 }
 
-function cnn(b: ModelBuilder, x: Value, c: number, h: number, w: number, s: StudentSpec, k: number): Value {
+function cnn(b: ModelBuilder, x: Value, [c, h, w]: Img, s: StudentSpec, k: number): Value {
   let ch = c;
   let y = x;
   let side = Math.min(h, w);
@@ -244,11 +238,18 @@ function embedPatches(b: ModelBuilder, x: Value, c: number, h: number, w: number
   return { t, tokens };
 }
 
+/** Pre-LN residual MLP over the channels of each token: t + fc2(gelu(fc1(ln2 t))), hidden 2×dim. */
+function channelMlp(b: ModelBuilder, t: Value, dim: number, p: string): Value {
+  let m = b.linear(b.layerNorm(t, dim, { name: `${p}.ln2` }), dim, 2 * dim, { name: `${p}.fc1` });
+  m = b.linear(b.gelu(m, `${p}.gelu`), 2 * dim, dim, { name: `${p}.fc2` });
+  return b.add(t, m, `${p}/mlp_residual`);
+}
+
 function tokenHead(b: ModelBuilder, t: Value, dim: number, k: number): Value {
   return b.linear(b.mean(b.layerNorm(t, dim, { name: 'ln' }), [1], false, 'mean'), dim, k, { name: 'head' });
 }
 
-function mixer(b: ModelBuilder, x: Value, c: number, h: number, w: number, s: StudentSpec, k: number): Value {
+function mixer(b: ModelBuilder, x: Value, [c, h, w]: Img, s: StudentSpec, k: number): Value {
   const dim = s.width;
   let { t, tokens } = embedPatches(b, x, c, h, w, dim);
   const tokenHidden = Math.max(2 * tokens, 8);
@@ -259,23 +260,12 @@ function mixer(b: ModelBuilder, x: Value, c: number, h: number, w: number, s: St
     m = b.linear(m, tokens, tokenHidden, { name: `${p}.token1` });
     m = b.linear(b.gelu(m, `${p}.token_gelu`), tokenHidden, tokens, { name: `${p}.token2` });
     t = b.add(t, b.transpose(m, [0, 2, 1], `${p}/T2`), `${p}/token_residual`);
-    // channel mixing
-    let f = b.linear(b.layerNorm(t, dim, { name: `${p}.ln2` }), dim, 2 * dim, { name: `${p}.fc1` });
-    f = b.linear(b.gelu(f, `${p}.gelu`), 2 * dim, dim, { name: `${p}.fc2` });
-    t = b.add(t, f, `${p}/channel_residual`);
+    t = channelMlp(b, t, dim, p); // channel mixing
   }
   return tokenHead(b, t, dim, k);
 }
 
-function transformer(
-  b: ModelBuilder,
-  x: Value,
-  c: number,
-  h: number,
-  w: number,
-  s: StudentSpec,
-  k: number,
-): Value {
+function transformer(b: ModelBuilder, x: Value, [c, h, w]: Img, s: StudentSpec, k: number): Value {
   const heads = Math.max(1, Math.floor(s.width / 16));
   const dim = Math.ceil(s.width / heads) * heads; // heads must divide the width
   let { t, tokens } = embedPatches(b, x, c, h, w, dim);
@@ -284,9 +274,7 @@ function transformer(
     const p = `blocks.${i}`;
     const a = b.attention(b.layerNorm(t, dim, { name: `${p}.ln1` }), { dim, heads, name: `${p}.attn` });
     t = b.add(t, a, `${p}/attn_residual`);
-    let m = b.linear(b.layerNorm(t, dim, { name: `${p}.ln2` }), dim, 2 * dim, { name: `${p}.fc1` });
-    m = b.linear(b.gelu(m, `${p}.gelu`), 2 * dim, dim, { name: `${p}.fc2` });
-    t = b.add(t, m, `${p}/mlp_residual`);
+    t = channelMlp(b, t, dim, p);
   }
   return tokenHead(b, t, dim, k);
 }

@@ -115,40 +115,22 @@ describe('edgefit distill', () => {
     assert.ok(j.device.reasons.some((x: string) => x.includes('no-matrix-units')));
   });
 
-  it('bad input exits 2 naming the flag', () => {
+  it('bad input exits 2 naming the flag, and writes nothing', () => {
     const o = join(dir, 'x.onnx');
-    let r = edgefit('distill', '--teacher', teacher, '--data', 'fashion-mnist', '--out', o);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /--student/);
-    r = edgefit(
-      'distill',
-      '--teacher',
-      teacher,
-      '--data',
-      'fashion-mnist',
-      '--student',
-      'resnet',
-      '--out',
-      o,
-    );
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /family/);
-    r = edgefit(
-      'distill',
-      '--teacher',
-      teacher,
-      '--data',
-      'fashion-mnist',
-      '--student',
-      'mlp',
-      '--alpha',
-      '2',
-      '--out',
-      o,
-    );
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /--alpha/);
-    r = edgefit(
+    const cases: [string[], RegExp][] = [
+      [[], /--student/],
+      [['--student', 'resnet'], /family/],
+      [['--student', 'mlp', '--alpha', '2'], /--alpha/],
+      [['--student', 'mlp', '--prune', '0.5'], /exactly one/],
+      [['--student', 'mlp', '--feature', 'pool2'], /--feature/],
+      [['--student', 'mlp', '--augment', 'rotate'], /--augment/],
+    ];
+    for (const [args, re] of cases) {
+      const r = edgefit('distill', '--teacher', teacher, '--data', 'fashion-mnist', '--out', o, ...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, re);
+    }
+    const r = edgefit(
       'distill',
       '--teacher',
       join(dir, 'none.onnx'),
