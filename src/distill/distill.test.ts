@@ -20,7 +20,7 @@ test('a short distillation run beats the same student trained from scratch (same
     epochs: 2,
     optimizer: { kind: 'sgd', momentum: 0.9 },
     lr: { kind: 'cosine', lr: 0.05 },
-    threads: 1,
+    run: { threads: 1 },
   });
   const seed = 0;
   const r = await distill({

@@ -17,6 +17,8 @@ import { quantizeAwareTrain } from '../qat/qat.js';
 import type { EpochRecord } from '../train/checkpoint.js';
 import type { LrSchedule } from '../train/schedule.js';
 import { type TrainData, type TrainOptions, train } from '../train/trainer.js';
+
+type ExtraInputs = NonNullable<NonNullable<TrainOptions['hooks']>['extraInputs']>;
 import type { OptimizerSpec } from '../train/types.js';
 import type { HostTensor } from '../runtime/index.js';
 import type { ProgressOptions } from '../util/progress.js';
@@ -285,7 +287,7 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     const lossSpec = kdLossSpec({ temperature, alpha, ...(featureSpec ? { feature: featureSpec } : {}) });
     const rowShape = data.inputShape;
     let step = 0;
-    const extraInputs: TrainOptions['extraInputs'] = async (indices, batch) => {
+    const extraInputs: ExtraInputs = async (indices, batch) => {
       if (cached) return { teacher_logits: gatherRows(cached.logits, cached.classes, indices) };
       // online: augment the batch in place (the trainer feeds this buffer to the student next), then run the teacher
       if (augmenting) augmentBatch(batch.x, batch.n, rowShape, aug!, seed, step++);
@@ -307,10 +309,13 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
       optimizer,
       lr,
       seed,
-      ...(threads !== undefined ? { threads } : {}),
-      ...(opts.val && !unlabeled ? { val: opts.val, keepBest: true } : {}),
-      log,
+      ...(opts.val && !unlabeled ? { val: opts.val, selection: { keepBest: true } } : {}),
     };
+    const run = (label: string): TrainOptions['run'] => ({
+      ...(threads !== undefined ? { threads } : {}),
+      log,
+      ...(opts.progress ? { progress: { ...opts.progress, label } } : {}),
+    });
 
     const teacherAccuracy = await accuracyOf(teacher.model, opts.test, threads, 'teacher');
     if (teacherAccuracy !== undefined) log(`teacher: test accuracy ${(100 * teacherAccuracy).toFixed(2)}%`);
@@ -320,8 +325,8 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
       ...common,
       data: trainData,
       loss: lossSpec,
-      extraInputs,
-      ...(opts.progress ? { progress: { ...opts.progress, label: 'distill' } } : {}),
+      hooks: { extraInputs },
+      run: run('distill'),
     });
     const model = featureSpec ? stripProjection(tr.model) : tr.model;
     const studentSeconds = (performance.now() - tStudent) / 1000;
@@ -375,13 +380,15 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
         loss: { kind: 'cross-entropy' },
         ...(augmenting
           ? {
-              extraInputs: (_i: Uint32Array, b: { x: Float32Array; n: number }) => {
-                augmentBatch(b.x, b.n, rowShape, aug!, seed, sstep++);
-                return {};
+              hooks: {
+                extraInputs: (_i: Uint32Array, b: { x: Float32Array; n: number }) => {
+                  augmentBatch(b.x, b.n, rowShape, aug!, seed, sstep++);
+                  return {};
+                },
               },
             }
           : {}),
-        ...(opts.progress ? { progress: { ...opts.progress, label: 'scratch' } } : {}),
+        run: run('scratch'),
       });
       const acc = await accuracyOf(sr.model, opts.test, threads, 'scratch student');
       result.scratch = {

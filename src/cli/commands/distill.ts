@@ -1,14 +1,4 @@
-import { DATA_FORMATS_HELP, isDatasetName } from '../../data/index.js';
-import {
-  type DistillResult,
-  distill,
-  formatStudent,
-  loadProfile,
-  loadTeacher,
-  parseAugmentation,
-  parseStudent,
-} from '../../distill/index.js';
-import { loadDistillData } from '../../distill/data.js';
+import { DATA_FORMATS_HELP, DATASET_NAMES } from '../../data/names.js';
 import { InputError } from '../../errors.js';
 import {
   type Command,
@@ -17,26 +7,12 @@ import {
   fmtSaved,
   intOption,
   pct,
+  numberOption,
+  outputOptions,
   SAVE_OPTIONS,
-  saveOutput,
   table,
 } from '../command.js';
 import { DATA_FLAGS, dataOptions } from '../dataflags.js';
-
-function num(p: Parsed, name: string, min: number, max: number): number | undefined {
-  const v = p.values[name];
-  if (v === undefined) return undefined;
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new InputError(
-      'option',
-      `--${name} must be a number in [${min}, ${max}]: current value is "${String(v)}"`,
-      {
-        value: name,
-      },
-    );
-  return n;
-}
 
 function str(p: Parsed, name: string, what: string): string {
   const v = p.values[name];
@@ -169,6 +145,10 @@ export const distillCommand: Command = {
     'edgefit distill --teacher cnn-s.onnx --data ./unlabeled-images --unlabeled --student mlp:width=64 --out s.onnx',
   ],
   async run(p, io) {
+    const { distill, formatStudent, loadProfile, loadTeacher, parseAugmentation, parseStudent } =
+      await import('../../distill/index.js');
+    const { loadDistillData } = await import('../../distill/data.js');
+    const { writeOutput } = await import('../../api/common.js');
     const teacherPath = str(p, 'teacher', 'the teacher ONNX file');
     const dataArg = str(p, 'data', DATA_FORMATS_HELP);
     const out = str(p, 'out', 'the output ONNX file');
@@ -184,20 +164,20 @@ export const distillCommand: Command = {
       p.values.student !== undefined ? parseStudent(str(p, 'student', 'a student spec')) : undefined;
     const device =
       p.values.device !== undefined ? loadProfile(str(p, 'device', 'a device profile')) : undefined;
-    const pruneRatio = num(p, 'prune', 0.01, 0.99);
-    const maxParamsRatio = num(p, 'max-params-ratio', 1e-6, 1);
+    const pruneRatio = numberOption(p, 'prune', { min: 0.01, max: 0.99 });
+    const maxParamsRatio = numberOption(p, 'max-params-ratio', { min: 1e-6, max: 1 });
     if (maxParamsRatio !== undefined && !device)
       throw new InputError('usage', '--max-params-ratio goes with --device', { value: 'max-params-ratio' });
     const unlabeled = !!p.values.unlabeled;
-    const alpha = num(p, 'alpha', 0, 1) ?? 0.5;
-    const temperature = num(p, 'temperature', 1e-3, 1000) ?? 4;
+    const alpha = numberOption(p, 'alpha', { min: 0, max: 1 }) ?? 0.5;
+    const temperature = numberOption(p, 'temperature', { min: 1e-3, max: 1000 }) ?? 4;
     const epochs = intOption(p, 'epochs', { min: 1, max: 100_000 }) ?? 3;
     const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
     const batchSize = intOption(p, 'batch', { min: 1, max: 65536 }) ?? 64;
     const threads = intOption(p, 'threads', { min: 1, max: 256 });
     const limit = intOption(p, 'limit', { min: 1 });
     const testLimit = intOption(p, 'test-limit', { min: 1 });
-    const lr = num(p, 'lr', 0, 10);
+    const lr = numberOption(p, 'lr', { min: 0, max: 10 });
     const qatEpochs = intOption(p, 'qat-epochs', { min: 1, max: 1000 }) ?? 1;
     const qatOut = p.values.qat
       ? ((p.values['qat-out'] as string | undefined) ?? out.replace(/(\.onnx)?$/i, '.int8.onnx'))
@@ -213,7 +193,11 @@ export const distillCommand: Command = {
             value: 'feature',
           },
         );
-      feature = { teacher: t, student: s, weight: num(p, 'feature-weight', 0, 1e6) ?? 1 };
+      feature = {
+        teacher: t,
+        student: s,
+        weight: numberOption(p, 'feature-weight', { min: 0, max: 1e6 }) ?? 1,
+      };
     }
     const augment =
       p.values.augment !== undefined ? parseAugmentation(str(p, 'augment', 'shift=N,flip')) : undefined;
@@ -228,7 +212,8 @@ export const distillCommand: Command = {
       allowUnlabeled: unlabeled,
     });
     const testSpec =
-      (p.values['test-data'] as string | undefined) ?? (isDatasetName(dataArg) ? dataArg : undefined);
+      (p.values['test-data'] as string | undefined) ??
+      ((DATASET_NAMES as readonly string[]).includes(dataArg) ? dataArg : undefined);
     const test = testSpec
       ? (
           await loadDistillData(testSpec, {
@@ -240,7 +225,7 @@ export const distillCommand: Command = {
         ).data
       : undefined;
 
-    const r: DistillResult = await distill({
+    const r = await distill({
       teacher,
       data: train.data,
       ...(test ? { test } : {}),
@@ -263,8 +248,8 @@ export const distillCommand: Command = {
       log: (l) => io.err(l),
       progress: { quiet: io.quiet },
     });
-    const saved = saveOutput(p, r.model, out);
-    const qatSaved = qatOut && r.qat ? saveOutput(p, r.qat.model, qatOut) : undefined;
+    const saved = writeOutput(r.model, outputOptions(p, out));
+    const qatSaved = qatOut && r.qat ? writeOutput(r.qat.model, outputOptions(p, qatOut)) : undefined;
 
     const json = {
       teacher: teacherPath,
