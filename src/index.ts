@@ -33,6 +33,22 @@ export {
 } from './api/evaluate.js';
 export { prune, planPruning, type PruneApiOptions, type PruneOutcome } from './api/prune.js';
 export type { PruneReport, PruneStep, GroupReport } from './passes/prune/index.js';
+export {
+  distill,
+  distillStage,
+  buildStudent,
+  chooseStudent,
+  loadProfile,
+  loadTeacher,
+  parseStudent,
+  teacherLogits,
+  FAMILIES,
+  type DistillOptions,
+  type DistillResult,
+  type DistillStageOptions,
+  type StudentSpec,
+  type ProfileChoice,
+} from './distill/index.js';
 export type { ModelArg, DataArg, DataReadOptions, OutputOptions, SavedModel } from './api/common.js';
 
 // data

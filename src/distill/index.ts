@@ -55,3 +55,5 @@ export {
   type ModelFigures,
   distill,
 } from './distill.js';
+export { type DistillDetail, type DistillStageOptions, distillStage, profileOfStage } from './stage.js';
+export { type DistillDataOptions, loadDistillData } from './data.js';
