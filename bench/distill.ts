@@ -1,5 +1,5 @@
 // `npx tsx bench/distill.ts --teacher <cnn-s.onnx> [--student mlp:width=48,depth=1] [--epochs 1] [--limit N] [--alpha 0.1]
-//   [--temperature 4] [--seed 0] [--threads 2] [--qat-epochs 1] [--logits-only]`
+//   [--temperature 4] [--seed 0] [--threads 2] [--qat-epochs 1] [--logits-only | --skip-logits]`
 // The distillation figures of BENCHMARKS.md, as JSON lines: the teacher's logits over the 60,000 Fashion-MNIST
 // training images computed cold (fresh cache folder) and read back warm; then teacher / scratch / distilled /
 // QAT + KD (INT8 QDQ) test accuracy, parameters, bytes and training time — the scratch student has the same
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     'qat-epochs': { type: 'string', default: '1' },
     'logits-only': { type: 'boolean' },
+    'skip-logits': { type: 'boolean' },
     limit: { type: 'string' },
   },
 });
@@ -33,28 +34,30 @@ const test = loadDataset('fashion-mnist', 'test');
 const line = (o: object) =>
   process.stdout.write(`${JSON.stringify({ bench: 'distill', teacher: values.teacher, ...o })}\n`);
 
-const dir = mkdtempSync(join(tmpdir(), 'edgefit-logits-'));
-try {
-  const cold = await teacherLogits(
-    teacher,
-    { ...train, name: 'fashion-mnist/train' },
-    { cacheDir: dir, threads },
-  );
-  const warm = await teacherLogits(
-    teacher,
-    { ...train, name: 'fashion-mnist/train' },
-    { cacheDir: dir, threads },
-  );
-  line({
-    figure: 'teacher-logits',
-    rows: train.n,
-    threads,
-    cold_s: +cold.seconds.toFixed(3),
-    warm_s: +warm.seconds.toFixed(3),
-    warmCached: warm.cached,
-  });
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+if (!values['skip-logits']) {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-logits-'));
+  try {
+    const cold = await teacherLogits(
+      teacher,
+      { ...train, name: 'fashion-mnist/train' },
+      { cacheDir: dir, threads },
+    );
+    const warm = await teacherLogits(
+      teacher,
+      { ...train, name: 'fashion-mnist/train' },
+      { cacheDir: dir, threads },
+    );
+    line({
+      figure: 'teacher-logits',
+      rows: train.n,
+      threads,
+      cold_s: +cold.seconds.toFixed(3),
+      warm_s: +warm.seconds.toFixed(3),
+      warmCached: warm.cached,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 if (!values['logits-only']) {
   const spec = parseStudent(values.student!);
