@@ -345,4 +345,24 @@ await runPipeline(${JSON.stringify(cfg)}, {
     );
     assert.equal((pruned!.report as any).detail.kind, 'prune');
   });
+  test("a distill stage: the stage input learns from the source model (the run's teacher)", async () => {
+    const cfg = project(
+      'p9',
+      CONFIG()
+        .replace('  evaluationLimit: 1000\n', '  evaluationLimit: 1000\n  trainLimit: 1500\n')
+        .replace(
+          '  - optimize:\n',
+          '  - optimize:\n  - distill: {student: input, epochs: 1, temperature: 4, alpha: 0.5}\n',
+        )
+        .replace('maxDropPoints: 2', 'maxDropPoints: 100'),
+    );
+    const r = await runPipeline(cfg);
+    const d = r.summary.stages[1]!;
+    assert.equal(d.name, 'distill');
+    assert.equal(d.technique, 'knowledge distillation');
+    // The student is the input model (same size), trained: its weights changed, its accuracy is measured.
+    assert.equal(d.after.params, r.summary.baseline.params);
+    assert.notEqual(d.after.digest, r.summary.stages[0]!.after.digest);
+    assert.ok(d.after.accuracy > 0.3, String(d.after.accuracy));
+  });
 });

@@ -24,6 +24,8 @@ import { optimizeStage } from '../stage/optimize.js';
 import { autoStage, qatStage, quantizeStage } from '../stage/quantize.js';
 import { trainStage } from '../stage/train.js';
 import { pruneStage } from '../stage/prune.js';
+import { distillStage } from '../distill/stage.js';
+import { parseStudent } from '../distill/students.js';
 import type { ImportanceKind } from '../passes/prune/index.js';
 import type { Stage, StageReport } from '../stage/types.js';
 import { summarize } from '../summary/summary.js';
@@ -118,7 +120,25 @@ export const STAGE_BUILDERS: Record<StageName, StageBuilder | undefined> = {
       heads: o.heads as number | undefined,
       depth: o.depth as number | undefined,
     }),
-  distill: undefined,
+  distill: (o) => {
+    const base = {
+      loss: { temperature: o.temperature as number | undefined, alpha: o.alpha as number | undefined },
+      epochs: o.epochs as number | undefined,
+      unlabeled: o.unlabeled as boolean | undefined,
+    };
+    // `student: input`: the stage's input model (e.g. the pruned one) learns from the baseline (the run's teacher).
+    if (o.student === 'input')
+      return {
+        name: 'distill',
+        needs: ['train'],
+        uses: ['teacher', 'eval'],
+        run: (model, ctx) => distillStage({ ...base, student: model }).run(model, ctx),
+      };
+    return distillStage({
+      ...base,
+      ...(typeof o.student === 'string' ? { student: parseStudent(o.student) } : {}),
+    });
+  },
 };
 
 /** Model file + external data bytes of a model as the registry stores it (inline encoding: the same bytes). */
