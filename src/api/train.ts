@@ -8,7 +8,7 @@ import type { Model } from '../ir/index.js';
 import { buildModel, isModelName, type ModelName } from '../models/index.js';
 import { loadRunnableModel } from '../runtime/index.js';
 import { checkAlignment } from '../onnx/index.js';
-import { runPasses, TRAINING_SAFE_PASSES } from '../passes/index.js';
+import { prepareForTraining, type PreparedForTraining } from '../train/prepare.js';
 import { createContext, runStage } from '../stage/context.js';
 import { trainStage, type ScheduleOptions, type TrainReport } from '../stage/train.js';
 import type { OptimizerSpec } from '../train/types.js';
@@ -64,6 +64,8 @@ export interface TrainOutcome {
   /** Rows of the test data the accuracy was measured on (0 without test data). */
   testRows: number;
   testAccuracy: number | null;
+  /** External models: the opset upgrade and un-shared initializers of prepareForTraining (src/train/prepare.ts). */
+  prepared?: { opsetUpgrade: PreparedForTraining['opsetUpgrade'] | null; unshared: Record<string, number> };
   test?: EvalResult;
   saved?: SavedModel;
 }
@@ -87,6 +89,7 @@ export async function train(model: ModelArg | ModelName, o: TrainOptions): Promi
   ]);
   let m: Model;
   let name: string;
+  let prepared: PreparedForTraining | undefined;
   if (typeof model === 'string' && isModelName(model)) {
     m = buildModel(model, { seed });
     name = model;
@@ -99,11 +102,14 @@ export async function train(model: ModelArg | ModelName, o: TrainOptions): Promi
       );
     // an external graph gets the training-safe clean-up first: exporters compute slice bounds and resize scales
     // from shapes, and gradients need them constant
+    // (plus un-shared de-duplicated initializers and an opset upgrade where a gradient needs it: src/train/prepare.ts)
     const r =
       typeof model === 'string'
         ? { model: await loadRunnableModel(model), name: model }
         : resolveModel(model);
-    m = (await runPasses(r.model, TRAINING_SAFE_PASSES)).model;
+    prepared = await prepareForTraining(r.model);
+    m = prepared.model;
+    for (const note of prepared.notes) o.log?.(note);
     name = r.name;
   }
   const optimizer = o.optimizer ?? defaultOptimizer(model);
@@ -171,6 +177,9 @@ export async function train(model: ModelArg | ModelName, o: TrainOptions): Promi
       testAccuracy: test?.accuracy ?? null,
       ...(test ? { test } : {}),
       ...(saved ? { saved } : {}),
+      ...(prepared
+        ? { prepared: { opsetUpgrade: prepared.opsetUpgrade ?? null, unshared: prepared.unshared } }
+        : {}),
     };
   } finally {
     await ctx.close();

@@ -38,7 +38,7 @@ describe('gradient formulations through the context', () => {
   it('selectGradForms: defaults, overrides, frozen, refuses unknown choices', () => {
     assert.deepEqual(
       { ...selectGradForms() },
-      { nchwcBlock: 0, convWeight: 'auto', convInput: 'auto', maxPoolMask: true },
+      { nchwcBlock: 0, convWeight: 'auto', convInput: 'auto', maxPoolMask: true, maxPoolOverlap: 'auto' },
     );
     const f = selectGradForms({ nchwcBlock: 16, convInput: 'conv-transpose' });
     assert.equal(f.nchwcBlock, 16);

@@ -56,6 +56,7 @@ export function selectGradForms(choice: Partial<GradForms> = {}): GradForms {
     convWeight: choice.convWeight ?? 'auto',
     convInput: choice.convInput ?? 'auto',
     maxPoolMask: choice.maxPoolMask ?? true,
+    maxPoolOverlap: choice.maxPoolOverlap ?? 'auto',
   };
   const b = forms.nchwcBlock;
   if (!Number.isInteger(b) || b < 0 || (b > 0 && (b & (b - 1)) !== 0))

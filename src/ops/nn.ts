@@ -1,6 +1,7 @@
 // Neural-network ops: convolutions, pools, normalizations and recurrent layers.
 import type { Attr, DType, Dim, Emitter, Node, TensorType, Value } from '../ir/index.js';
 import { A, dtypeFromCode, Tensor } from '../ir/index.js';
+import { maxPoolOneHotGrad } from './maxpool_grad.js';
 import type { GradCtx, InferCtx } from './registry.js';
 import { register } from './table.js';
 import { pruneChannelParams, pruneConv, pruneConvTranspose, pruneNormalized, prunePass } from './prune.js';
@@ -991,7 +992,7 @@ function maxPoolGrad(node: Node, g: GradCtx): (Value | null)[] {
   return [
     tiles && g.forms.maxPoolMask
       ? maxPoolMaskGrad(g, x, node.output(0), dy, S, O, kernel)
-      : maxPoolIndicesGrad(node, g, x, dy),
+      : maxPoolIndicesGrad(node, g, x, dy, O, geo),
   ];
 }
 
@@ -1033,9 +1034,7 @@ function maxPoolMaskGrad(
   ]);
 }
 
-function maxPoolIndicesGrad(node: Node, g: GradCtx, x: Value, dy: Value): Value {
-  if (g.opset < 16)
-    g.fail('the gradient of overlapping windows needs ScatterElements with reduction="add" (opset 16)');
+function maxPoolIndicesGrad(node: Node, g: GradCtx, x: Value, dy: Value, O: number[], geo: ConvGeo): Value {
   if (node.attrInt('storage_order', 0) !== 0) g.fail('storage_order=1 indices are not supported');
   const xs = knownDims(g, x, 0, 'the MaxPool input') as number[];
   const e = g.e;
@@ -1046,6 +1045,8 @@ function maxPoolIndicesGrad(node: Node, g: GradCtx, x: Value, dy: Value): Value 
       dtype: 'int64',
       shape: [...g.shapeOf(node.output(0))],
     });
+  if (g.opset < 16 || g.forms.maxPoolOverlap === 'onehot')
+    return maxPoolOneHotGrad(g, node, ind, dy, xs, O, geo);
   const dt = g.dtypeOf(x);
   const zeros = e.op('ConstantOfShape', [e.ints([prod(xs)])], { value: A.tensor(Tensor.from(dt, [1], [0])) });
   const sc = e.op('ScatterElements', [zeros, e.reshape(ind, [-1]), e.reshape(dy, [-1])], {

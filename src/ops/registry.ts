@@ -66,6 +66,12 @@ export interface GradForms {
   readonly convInput: ConvInputGradForm;
   /** MaxPool over non-overlapping windows by the equality mask (true) or always by Indices + ScatterElements. */
   readonly maxPoolMask: boolean;
+  /**
+   * How the Indices form adds overlapping/padded windows' gradients back: ScatterElements(add) (opset ≥ 16) or a
+   * grouped one-hot ConvTranspose (src/ops/maxpool_grad.ts, any opset). 'auto': ScatterElements from opset 16
+   * (1.4–1.6× faster, bench/grad_maxpool.ts), one-hot below; `edgefit train` upgrades such models to 16.
+   */
+  readonly maxPoolOverlap: 'auto' | 'scatter' | 'onehot';
 }
 
 /**

@@ -66,3 +66,4 @@ export function passesByName(names: readonly string[]): Pass<any>[] {
   });
 }
 export { convertOpset, irVersionFor, type OpsetConversion } from './opset/convert.js';
+export { ensureOpset, upgradeNote, type OpsetUpgrade } from './opset/require.js';

@@ -2,6 +2,7 @@
 // INT8 placement fine-tuned with fake quantization on the context's training rows) and `--auto` (`autoStage`:
 // static INT8, then mixed precision, then QAT, stopping at the first that holds the context's accuracy gate).
 // Each reports what it quantized, what it kept float and why, the calibration, and the kernels ORT actually runs.
+import type { OpsetUpgrade } from '../passes/opset/require.js';
 import type { FeedBatch } from '../data/index.js';
 import { GateError, InputError, UnsupportedError } from '../errors.js';
 import { assertValid, type Model } from '../ir/index.js';
@@ -106,6 +107,8 @@ export interface QuantizeDetail {
   skipped: SkippedNode[];
   /** int4: bytes of the replaced float weights and of their packed form. */
   weightBytes: { before: number; after: number } | null;
+  /** Set when the mode's ops needed a newer ai.onnx opset than the model's (it was converted first). */
+  opsetUpgrade: OpsetUpgrade | null;
   calibration:
     | { calibrator: CalibratorName; samples: number; seconds: number; tensors: number }
     | { samples: number }
@@ -120,18 +123,18 @@ export type QuantizeReport = StageReport<QuantizeDetail>;
 
 /** What each mode quantizes, for the error when it found nothing. */
 const MODE_TAKES: Record<string, string> = {
-  dynamic: 'MatMul and Gemm nodes with constant float weights',
+  dynamic: 'MatMul, Gemm and Conv nodes with constant float weights (subgraphs included)',
   static: 'Conv, MatMul, Gemm and the other ops with integer kernels (QLinear*), with constant float weights',
   qat: 'Conv, MatMul, Gemm and the other ops with integer kernels (QLinear*), with constant float weights',
-  int4: 'MatMul and Gemm nodes with constant 2-D float weights',
-  fp16: 'float32 compute nodes of the main graph',
+  int4: 'MatMul and Gemm nodes with constant 2-D float weights (subgraphs included)',
+  fp16: 'float32 compute nodes (subgraphs included)',
   auto: 'what static INT8 takes (Conv, MatMul, Gemm and the other ops with integer kernels, with constant float weights)',
 };
 
 /**
  * The error for a run that quantized nothing (exit 3, nothing written): a model identical to its input, labelled as
  * quantized, would mislead. Names what the mode takes, what the graph has, and nodes inside subgraphs (If, Loop,
- * Scan), which quantization does not enter.
+ * Scan), searched too.
  */
 function nothingQuantized(input: string, mode: string, model: Model, filtered: boolean): UnsupportedError {
   const top = new Map<string, number>();
@@ -145,9 +148,7 @@ function nothingQuantized(input: string, mode: string, model: Model, filtered: b
   return new UnsupportedError(
     'nothing-to-quantize',
     `${mode === 'auto' ? '--auto' : `--mode ${mode}`} found nothing to quantize in ${input}: it takes ${MODE_TAKES[mode] ?? 'quantizable nodes'}, and the main graph has ${has || 'no nodes'}` +
-      (inner > 0
-        ? `; ${inner} more node(s) sit inside If/Loop/Scan subgraphs, which quantization does not enter`
-        : '') +
+      (inner > 0 ? `; ${inner} more node(s) sit inside If/Loop/Scan subgraphs (searched too)` : '') +
       (filtered ? '; --include/--exclude may have left nothing' : '') +
       '. Nothing was written',
     { file: input, value: mode },
@@ -196,6 +197,7 @@ async function finish(
     nodes: r.nodes,
     skipped: r.skipped,
     weightBytes: r.weightBytes ?? null,
+    opsetUpgrade: r.opsetUpgrade ?? null,
     calibration: r.calibration
       ? {
           calibrator: r.calibration.calibrator,

@@ -45,6 +45,7 @@ function quantizeJson(input: string, output: string, r: QuantizeOutcome) {
     // accuracies are fractions (0..1); drop and dropPoints are percentage points, as --max-drop
     ...(a ? { accuracyBefore: a.before, accuracyAfter: a.after, drop: a.drop, dropPoints: a.drop } : {}),
     nodes: d.nodes,
+    opsetUpgrade: d.opsetUpgrade,
     skipped: d.skipped,
     weightBytes: d.weightBytes,
     calibration: d.calibration,

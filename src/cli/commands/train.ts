@@ -236,6 +236,8 @@ function trainJson(model: string, data: string, output: string, r: TrainOutcome)
     testAccuracy: r.testAccuracy,
     seconds: t.seconds,
     history: t.history,
+    opsetUpgrade: r.prepared?.opsetUpgrade ?? null,
+    unshared: r.prepared?.unshared ?? {},
   };
 }
 

@@ -6,7 +6,7 @@
 // plus calibration, sensitivity / mixed precision, the `--auto` decision and per-layer SQNR.
 import { InputError, UnsupportedError } from '../../errors.js';
 import type { Model } from '../../ir/index.js';
-import { runPasses, standardPipeline } from '../index.js';
+import { ensureOpset, runPasses, standardPipeline, upgradeNote, type OpsetUpgrade } from '../index.js';
 import type { CalibrationResult, TensorStats } from './calibrate.js';
 import { quantizeDynamic, type DynamicQuantOptions } from './dynamic.js';
 import { convertFp16, type Fp16Options } from './fp16.js';
@@ -50,6 +50,21 @@ export interface QuantizeResult {
   ranges?: Map<string, TensorStats>;
   /** int4: bytes of the replaced float weights and of their packed form. */
   weightBytes?: { before: number; after: number };
+  /** Set when the mode's ops needed a newer ai.onnx opset than the model imported. */
+  opsetUpgrade?: OpsetUpgrade;
+}
+
+/** The ai.onnx opset a mode's output needs, and why (dynamic: DynamicQuantizeLinear; static: per-channel QDQ). */
+export function opsetForMode(
+  mode: QuantMode,
+  perChannel = true,
+): { opset: number; because: string } | undefined {
+  if (mode === 'dynamic') return { opset: 11, because: 'DynamicQuantizeLinear needs opset 11' };
+  if (mode === 'static' || mode === 'qat')
+    return perChannel
+      ? { opset: 13, because: 'per-channel QuantizeLinear/DequantizeLinear need opset 13' }
+      : { opset: 10, because: 'QuantizeLinear/DequantizeLinear need opset 10' };
+  return undefined;
 }
 
 /** Clean-up and fusion before quantizing: folded BatchNorms and constants give fewer, larger quantizable layers. */
@@ -78,6 +93,15 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
       'QAT fine-tunes on labelled training data, which quantize() does not take: call quantizeAwareTrain (src/qat) or run `edgefit quantize --mode qat --data <dataset>`',
       {},
     );
+  const need = opsetForMode(opts.mode, opts.perChannel ?? true);
+  let opsetUpgrade: OpsetUpgrade | undefined;
+  if (need) {
+    const u = ensureOpset(m, need.opset, need.because);
+    m = u.model;
+    opsetUpgrade = u.upgrade;
+    if (opsetUpgrade) notes.push(upgradeNote(opsetUpgrade));
+  }
+  const withUpgrade = <T extends object>(r: T): T => (opsetUpgrade ? { ...r, opsetUpgrade } : r);
   if (opts.optimize ?? true) {
     const p = await prepareForQuantization(m);
     m = p.model;
@@ -86,7 +110,7 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
   switch (opts.mode) {
     case 'static': {
       const r = await quantizeStatic(m, opts);
-      return {
+      return withUpgrade({
         model: r.model,
         mode: 'static',
         nodes: r.plan.nodes,
@@ -95,17 +119,17 @@ export async function quantize(model: Model, opts: QuantizeOptions): Promise<Qua
         plan: r.plan,
         calibration: r.calibration,
         ranges: r.ranges,
-      };
+      });
     }
     case 'dynamic': {
       const r = quantizeDynamic(m, opts);
-      return {
+      return withUpgrade({
         model: r.model,
-        mode: 'dynamic',
+        mode: 'dynamic' as const,
         nodes: r.nodes,
         skipped: r.skipped,
         notes: [...notes, ...r.notes],
-      };
+      });
     }
     case 'int4': {
       const r = await quantizeInt4(m, opts);

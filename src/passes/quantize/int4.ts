@@ -11,7 +11,7 @@
 // The packing follows MatMulNBits' layout (numeric.ts `packMatMulNBits`).
 import { InputError } from '../../errors.js';
 import type { Model, Node, Tensor } from '../../ir/index.js';
-import { A, Tensor as T, cleanup } from '../../ir/index.js';
+import { A, allGraphs, Tensor as T, cleanup } from '../../ir/index.js';
 import { defineModelPass } from '../manager.js';
 import { constTensor, f64, isOp, replaceNodes, tryInferShapes } from '../util.js';
 import { collectGram, type Feeds } from './calibrate.js';
@@ -239,10 +239,10 @@ export async function quantizeInt4(model: Model, opts: Int4Options = {}): Promis
   tryInferShapes(m);
   checkFilter(m, opts);
   const ok = filterFor(m, opts);
-  const g = m.graph;
   const targets: Target[] = [];
   const skipped: SkippedNode[] = [];
-  for (const n of g.nodes) {
+  // MatMul/Gemm inside If/Loop/Scan subgraphs too (their weights are replaced in their own graph)
+  for (const n of [...allGraphs(m.graph)].flatMap((sg) => sg.nodes)) {
     if (!isOp(n, 'MatMul', 'Gemm')) continue;
     if (!ok(n)) {
       skipped.push({ node: n.label, opType: n.opType, reason: 'excluded' });
@@ -259,7 +259,7 @@ export async function quantizeInt4(model: Model, opts: Int4Options = {}): Promis
         value: 'calib-data',
       });
     const inputs = new Map<string, number>();
-    for (const t of targets) inputs.set(t.node.input(0).name, t.K);
+    for (const t of targets) if (t.node.graph === m.graph) inputs.set(t.node.input(0).name, t.K);
     grams = await collectGram(
       m,
       [...inputs].map(([name, K]) => ({ name, K })),
@@ -272,14 +272,18 @@ export async function quantizeInt4(model: Model, opts: Int4Options = {}): Promis
   let after = 0;
   const nodes: string[] = [];
   const clamped: string[] = [];
+  const rtnInSubgraphs: string[] = [];
   for (const t of targets) {
     const n = t.node;
     const label = n.label;
     // a block longer than K would be mostly padding: use the smallest power of two ≥ K (at least 16) instead
     const bs = Math.min(blockSize, Math.max(16, 2 ** Math.ceil(Math.log2(t.K))));
     if (bs !== blockSize) clamped.push(`${label} (K ${t.K}: block ${bs})`);
+    const g = n.graph;
+    // GPTQ's input statistics are collected on the main graph; nodes of subgraphs are rounded to nearest
+    if (method === 'gptq' && g !== m.graph) rtnInSubgraphs.push(label);
     const q =
-      method === 'gptq'
+      method === 'gptq' && g === m.graph
         ? gptqBlocks(t.w, t.K, t.N, grams!.get(n.input(0).name)!.gram, {
             blockSize: bs,
             symmetric,
@@ -321,12 +325,19 @@ export async function quantizeInt4(model: Model, opts: Int4Options = {}): Promis
     );
     nodes.push(label);
   }
-  for (const n of g.nodes) if (n.opType === 'MatMulNBits') n.trimInputs();
+  for (const g of allGraphs(m.graph)) {
+    for (const n of g.nodes) if (n.opType === 'MatMulNBits') n.trimInputs();
+    g.removeUnused();
+  }
   cleanup(m);
   const notes = [
     `Quantized ${nodes.length} MatMul/Gemm weight(s) to 4 bits (${method}, block ${blockSize}, ${symmetric ? 'symmetric' : 'asymmetric'}): ${before} → ${after} bytes (${before ? ((after / before) * 100).toFixed(1) : '0'} %)`,
   ];
   if (clamped.length) notes.push(`Smaller blocks where K < ${blockSize}: ${clamped.join(', ')}`);
+  if (rtnInSubgraphs.length)
+    notes.push(
+      `Rounded to nearest (GPTQ needs main-graph inputs) inside subgraphs: ${rtnInSubgraphs.join(', ')}`,
+    );
   for (const s of skipped) notes.push(`Kept ${s.opType} "${s.node}" float: ${s.reason}`);
   return { model: m, nodes, skipped, weightBytesBefore: before, weightBytesAfter: after, notes };
 }

@@ -36,6 +36,7 @@ import {
   type TensorStats,
 } from './calibrate.js';
 import { quantizeBias, quantizeWeightInt8, rangeParams, type QParams, type QType } from './numeric.js';
+import { quantizeSubgraphsStatic } from './subgraphs.js';
 import { checkFilter, filterFor, type NodeFilter } from './select.js';
 import { FUSED_ACTIVATIONS, PASS_THROUGH_OPS, isPassThrough, quantSpec, type QuantOpSpec } from './table.js';
 import {
@@ -195,7 +196,7 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
   if (opset < 10)
     throw new UnsupportedError(
       'quant-opset',
-      `Static quantization needs ai.onnx opset ≥ 10 (QuantizeLinear): the model imports opset ${opset}`,
+      `Static quantization needs ai.onnx opset ≥ 10 (QuantizeLinear): the model imports opset ${opset} (quantize() and \`edgefit quantize\` upgrade it first; so does \`edgefit convert --opset 13\`)`,
       {},
     );
   const perChannel = (opts.perChannel ?? true) && opset >= 13;
@@ -344,8 +345,12 @@ export async function quantizeStatic(model: Model, options: StaticQuantOptions =
     calibration = await calibrate(m, missing, opts.calibration, opts);
     for (const [k, v] of calibration.stats) ranges.set(k, v);
   }
-  const { model: out, notes } = applyStatic(m, plan, ranges);
-  return { model: out, plan, calibration, ranges, notes: [...prep.notes, ...notes] };
+  const { model: main, notes } = applyStatic(m, plan, ranges);
+  // Conv/MatMul/Gemm inside If/Loop/Scan subgraphs: local QDQ, calibrated through the branches taken
+  const sub = await quantizeSubgraphsStatic(main, { ...opts, calibration: opts.calibration });
+  plan.nodes.push(...sub.nodes);
+  plan.skipped.push(...sub.skipped);
+  return { model: sub.model, plan, calibration, ranges, notes: [...prep.notes, ...notes, ...sub.notes] };
 }
 
 /**
