@@ -233,3 +233,19 @@ describe('Silero VAD v5 (weights inside If branches)', () => {
       assert.ok(worst <= tol, `${mode}: max |Δ probability| ${worst}`);
     });
 });
+
+test('Silero VAD legacy (types inside its If branches partly unknown): fp16 converts what it can, ORT runs it, close', async () => {
+  const pm = packageModels().find((p) => p.name === 'silero_vad_legacy')!;
+  const model = loadModel(pm.path);
+  const r = await quantize(model, { mode: 'fp16' });
+  assert.ok(r.nodes.length > 0);
+  const f = pm.feeds(model);
+  const a = await runModel(model, f, { threads: 1 });
+  const b = await runModel(r.model, f, { threads: 1 });
+  for (const [k, t] of Object.entries(a)) {
+    const x = t.data as Float32Array;
+    const y = b[k]!.data as Float32Array;
+    for (let i = 0; i < x.length; i++)
+      assert.ok(Math.abs(x[i]! - y[i]!) < 0.01, `${k}[${i}]: ${x[i]} vs ${y[i]}`);
+  }
+});

@@ -126,7 +126,9 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
         (v) => v?.dtype === 'float32' || (v && isHalf.has(v)),
       );
       if (!hasFloat && !(isOnnxDomain(n) && n.opType === 'Constant')) continue;
-      if (keep(n) || (inLoop && !(isOnnxDomain(n) && COMPUTE.has(n.opType)))) {
+      // an input of unknown type (shape inference did not reach it) may be float32: the node stays float32
+      const unknownInput = n.inputs.some((v) => v && v.dtype === undefined && !isHalf.has(v));
+      if (keep(n) || unknownInput || (inLoop && !(isOnnxDomain(n) && COMPUTE.has(n.opType)))) {
         kept[n.opType] = (kept[n.opType] ?? 0) + 1;
         n.inputs.forEach((v, i) => {
           if (v && isHalf.has(v)) n.setInput(i, cast32(v));
