@@ -6,10 +6,11 @@ import type { OpsetUpgrade } from '../passes/opset/require.js';
 import type { FeedBatch } from '../data/index.js';
 import { GateError, InputError, UnsupportedError } from '../errors.js';
 import { assertValid, type Model } from '../ir/index.js';
-import { nodeCount } from '../passes/index.js';
+import { ensureOpset, nodeCount, upgradeNote } from '../passes/index.js';
 import {
   autoQuantize,
   keptFindings,
+  opsetForMode,
   ortKernels,
   prepareForQuantization,
   quantize,
@@ -309,7 +310,11 @@ export function qatStage(o: QatStageOptions = {}): Stage<QuantizeDetail> {
       const d = await qatRows(ctx);
       // calibrate like static INT8 on the calibration data when it is given, else on the training rows
       const calibration = ctx.hasData('calibration') ? await ctx.calibration() : undefined;
-      const r = await quantizeAwareTrain(model, {
+      // the exported QDQ form needs opset 13 (per-channel) or 10: an older graph is upgraded first, and says so
+      const need = opsetForMode('qat', o.perChannel ?? true)!;
+      const up = ensureOpset(model, need.opset, need.because);
+      if (up.upgrade) ctx.log(upgradeNote(up.upgrade));
+      const r = await quantizeAwareTrain(up.model, {
         ...placement(o, ctx, calibration),
         ...qatTrainOptions(o, ctx, d),
       });
@@ -321,6 +326,7 @@ export function qatStage(o: QatStageOptions = {}): Stage<QuantizeDetail> {
         notes: r.notes,
         plan: r.plan,
         ranges: r.ranges.final,
+        ...(up.upgrade ? { opsetUpgrade: up.upgrade } : {}),
       };
       if (res.nodes.length === 0) throw nothingQuantized(ctx.modelName, 'qat', model, filtered(o));
       return finish('quantize:qat', t0, res, 'qat', ctx, calibration, { qat: qatDetail(r, d, o) });

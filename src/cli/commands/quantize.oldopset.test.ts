@@ -68,3 +68,37 @@ test('quantize cls_op9 (opset 9) --mode dynamic upgrades to 11 and quantizes the
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.json().opsetUpgrade.to, 11);
 });
+
+test('quantize cls_op9 (opset 9) --mode qat upgrades to 13 before fine-tuning and says so', async () => {
+  const src = join(OLD, 'cls_op9.onnx');
+  const out = join(dir, 'cls.qat.onnx');
+  const x = calib('cls_qat', [64, 3, 24, 48], 5);
+  const classes = (await runModel(src, { x: randomFloat([1, 3, 24, 48], 1, 1) }, { threads: 1 })).y!.dims[1]!;
+  const labels = join(dir, 'cls_qat_y.npy');
+  writeNpy(labels, {
+    dtype: 'int64',
+    shape: [64],
+    data: BigInt64Array.from({ length: 64 }, (_, i) => BigInt(i % classes)),
+  });
+  const r = edgefit(
+    'quantize',
+    src,
+    out,
+    '--mode',
+    'qat',
+    '--train-data',
+    x,
+    '--labels',
+    labels,
+    '--epochs',
+    '1',
+    '--json',
+    '--quiet',
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const j = r.json();
+  assert.deepEqual([j.opsetUpgrade.from, j.opsetUpgrade.to], [9, 13]);
+  const m = loadModel(out);
+  assert.deepEqual(opsetProblems(m), []);
+  assert.ok(m.graph.nodes.some((n) => n.opType === 'QuantizeLinear'));
+});
