@@ -2,8 +2,10 @@
 // model, or the split.json of a backbone + heads deployment); the server asks it again on reload and on every
 // poll, and loads a new session only when the version changed.
 //
-// Two sources exist: a path given on the command line, and a registry folder. The registry folder is the
-// interface the pipeline's registry plugs into (it only has to keep this layout up to date):
+// Three sources exist: a path given on the command line, the pipeline's registry (a folder holding `registry.db`,
+// src/pipeline/registry.ts: every version deployed there is served, under its name — `<name>.<device>` when the
+// name is deployed on several devices — and a promotion or rollback is picked up on reload or poll), and a plain
+// registry folder, which another tool keeps in this layout:
 //
 //   <registry>/<name>/deployed.json   {"version": "<any string>", "path": "<file, relative to <registry>/<name>>"}
 //
@@ -14,6 +16,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { InputError, UnsupportedError } from '../errors.js';
 import { writeAtomic } from '../util/fs.js';
+import { Registry } from '../pipeline/registry.js';
 
 export interface DeployedVersion {
   version: string;
@@ -117,8 +120,55 @@ function folderSource(root: string, name: string): ModelSource {
   };
 }
 
-/** Every deployment of a registry folder (subfolders holding a deployed.json). */
+/** The versions deployed in the pipeline's SQLite registry (src/pipeline/registry.ts), one source per name/device. */
+function pipelineRegistrySources(root: string): ModelSource[] {
+  const reg = Registry.open(root);
+  let deployed;
+  try {
+    deployed = reg.list().filter((v) => v.state === 'deployed');
+  } finally {
+    reg.close();
+  }
+  if (deployed.length === 0)
+    throw new InputError(
+      'registry',
+      `Registry ${root} has no deployed version (edgefit registry promote deploys one)`,
+      {
+        file: root,
+      },
+    );
+  const devices = new Map<string, number>();
+  for (const v of deployed) devices.set(v.name, (devices.get(v.name) ?? 0) + 1);
+  return deployed.map((v) => {
+    const name = devices.get(v.name)! > 1 ? `${v.name}.${v.device}` : v.name;
+    return {
+      name,
+      origin: `${join(root, 'registry.db')} (${v.name} on ${v.device})`,
+      polled: true,
+      async deployed() {
+        const r = Registry.open(root);
+        try {
+          const d = r.deployed(v.name, v.device);
+          if (!d)
+            throw new InputError(
+              'registry',
+              `Nothing of ${v.name} is deployed on ${v.device} in ${root} any more`,
+              {
+                file: root,
+              },
+            );
+          return { version: String(d.version), path: r.modelPath(d) };
+        } finally {
+          r.close();
+        }
+      },
+    };
+  });
+}
+
+/** Every deployment of a registry folder: the pipeline's registry, or subfolders holding a deployed.json. */
 export function registrySources(registry: string): ModelSource[] {
+  if (existsSync(join(registry, 'registry.db'))) return pipelineRegistrySources(registry);
   if (/^https?:\/\//.test(registry))
     throw new UnsupportedError(
       'registry-url',

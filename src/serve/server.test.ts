@@ -12,6 +12,7 @@ import { maxAbsDiff } from '../testing/fixtures.js';
 const maxDiff = (a: number[] | Float32Array, b: Float32Array) => maxAbsDiff(Float32Array.from(a), b);
 import { runLoad } from './load.js';
 import { writeDeployed } from './registry.js';
+import { Registry } from '../pipeline/registry.js';
 import { type InferenceServer, startServer } from './server.js';
 import { BINARY_CONTENT_TYPE, HEADER_LENGTH } from './tensor.js';
 
@@ -382,6 +383,32 @@ describe('inference server', () => {
       assert.equal((await post(url, inferBody(1, 0))).json.version, 'v1');
     } finally {
       await s?.close();
+    }
+  });
+  test("serves the pipeline registry's deployed version and follows promote / rollback on reload", async () => {
+    const root = join(dir, 'pipeline-registry');
+    const reg = Registry.open(root, { create: true });
+    const v1 = reg.register(buildModel('cnn-s', { seed: 1 }), {}, { name: 'fashion', device: 'box' });
+    const v2 = reg.register(buildModel('cnn-s', { seed: 2 }), {}, { name: 'fashion', device: 'box' });
+    reg.promote({ name: 'fashion', device: 'box', version: 1 });
+    let s: InferenceServer | undefined;
+    try {
+      s = await startServer({ registry: root, port: 0, token: 't', pollMs: 0, batch: { maxDelayMs: 5 } });
+      const url = `http://127.0.0.1:${s.port}/v1/models/fashion/infer`;
+      let a = await post(url, inferBody(2, 4));
+      assert.equal(a.json.version, '1');
+      assert.ok(maxDiff(a.json.outputs!.logits!.data, await reference(reg.modelPath(v1), 2, 4)) < 1e-5);
+      reg.promote({ name: 'fashion', device: 'box', version: 2 });
+      assert.equal((await s.reload())[0]!.to, '2');
+      a = await post(url, inferBody(2, 4));
+      assert.equal(a.json.version, '2');
+      assert.ok(maxDiff(a.json.outputs!.logits!.data, await reference(reg.modelPath(v2), 2, 4)) < 1e-5);
+      reg.rollback('fashion', 'box');
+      assert.equal((await s.reload())[0]!.to, '1');
+      assert.equal((await post(url, inferBody(1, 0))).json.version, '1');
+    } finally {
+      await s?.close();
+      reg.close();
     }
   });
 });

@@ -19,7 +19,8 @@ export const serveCommand: Command = {
     registry: {
       type: 'string',
       valueName: 'PATH',
-      description: 'serve every <name>/deployed.json of a registry folder, reloading when it changes',
+      description:
+        "serve the deployed versions of a registry folder (the pipeline's registry.db, or <name>/deployed.json), reloading when they change",
     },
     host: { type: 'string', valueName: 'HOST', description: 'address to listen on', default: '127.0.0.1' },
     port: { type: 'string', valueName: 'P', description: 'port (0: any free port)', default: '8080' },
