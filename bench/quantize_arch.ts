@@ -32,21 +32,12 @@ import {
   type StaticQuantOptions,
 } from '../src/passes/quantize/index.js';
 import { profileByFamily, profileModel } from '../src/runtime/index.js';
+import { TORCHVISION_FAMILIES } from '../src/testing/torchvision.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-export const ARCHS = [
-  'resnet18',
-  'mobilenet_v2',
-  'mobilenet_v3_small',
-  'squeezenet1_1',
-  'shufflenet_v2_x0_5',
-  'densenet121',
-  'efficientnet_b0',
-  'regnet_x_400mf',
-  'mnasnet0_5',
-  'dbnet',
-];
+/** The torchvision families the tests export (src/testing/torchvision.ts), plus the DB-style text detector. */
+export const ARCHS = [...TORCHVISION_FAMILIES, 'dbnet'];
 
 /** Placement variants: `before` is the placement before issue 17; `default` today's. Others are experiments. */
 export const VARIANTS: Record<string, StaticQuantOptions> = {
