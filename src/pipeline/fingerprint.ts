@@ -37,11 +37,18 @@ function packageVersion(name: string): string {
 
 /** edgefit's version (package.json): part of every cache key, so a new edgefit never reuses an old stage output. */
 export const TOOL_VERSION: string = (() => {
-  try {
-    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
-  } catch {
-    return 'unknown';
-  }
+  // src/pipeline/ from the sources, dist/src/pipeline/ compiled: the first package.json up is edgefit's
+  for (const up of ['../../package.json', '../../../package.json'])
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'edgefit' && pkg.version) return pkg.version;
+    } catch {
+      // not this level
+    }
+  return 'unknown';
 })();
 
 /** A fingerprint of a `--data` spec: changes whenever what it names changes. */

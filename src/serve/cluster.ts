@@ -64,7 +64,13 @@ async function startPrimary(opts: ServeClusterOptions, n: number): Promise<Serve
   const { log, onAdminReload: _a, metricsText: _m, workers: _w, ...plain } = opts;
   const aggregate = new AggregatorRegistry();
   cluster.setupPrimary({
-    exec: fileURLToPath(new URL('./cluster-worker.mjs', import.meta.url)),
+    // compiled (dist/…/cluster.js): the compiled entry; from the sources: the .mjs entry that loads it through tsx
+    exec: fileURLToPath(
+      new URL(
+        import.meta.url.endsWith('.js') ? './cluster-entry.js' : './cluster-worker.mjs',
+        import.meta.url,
+      ),
+    ),
     args: [],
     // the worker reads its options here (functions stay behind)
   });
@@ -149,7 +155,7 @@ async function startPrimary(opts: ServeClusterOptions, n: number): Promise<Serve
   };
 }
 
-/** The body of a worker process (cluster-worker.mjs). */
+/** The body of a worker process (cluster-entry.ts compiled, cluster-worker.mjs from the sources). */
 export async function runWorker(): Promise<void> {
   const opts = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as ServeOptions;
   const send = (m: Msg) => process.send?.(m);
