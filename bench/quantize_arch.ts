@@ -56,6 +56,7 @@ export const VARIANTS: Record<string, StaticQuantOptions> = {
     placement: { qlinear: ['Mul', 'Sigmoid', 'LeakyRelu', 'AveragePool', 'GlobalAveragePool', 'Concat'] },
   },
   'no-slice-resize': { placement: { passThrough: false } },
+  'no-affine-conv': { placement: { affineConv: false } },
 };
 
 const MEAN = [0.485, 0.456, 0.406];

@@ -1,6 +1,7 @@
 // Neural-network ops: convolutions, pools, normalizations and recurrent layers.
 import type { Attr, DType, Dim, Emitter, Node, TensorType, Value } from '../ir/index.js';
 import { A, dtypeFromCode, Tensor } from '../ir/index.js';
+import { constOf } from './const.js';
 import { maxPoolOneHotGrad } from './maxpool_grad.js';
 import type { GradCtx, InferCtx } from './registry.js';
 import { register } from './table.js';
@@ -321,6 +322,18 @@ function channelCheck(ctx: InferCtx, node: Node, x: TensorType, idx: number[]): 
   }
 }
 
+/** Inference-mode BatchNormalization as y = a·x + b per channel (a = γ/√(σ² + ε), b = β − μ·a). */
+function batchNormAffine(n: Node): { scale: Float64Array; bias: Float64Array } | undefined {
+  if (n.attrInt('training_mode', 0) || n.outputs.slice(1).some((o) => o && o.uses.length)) return undefined;
+  const [g, b, m, v] = [1, 2, 3, 4].map((i) => constOf(n.inputs[i]));
+  if (!g || !b || !m || !v) return undefined;
+  const eps = n.attrFloat('epsilon', 1e-5);
+  const [gv, bv, mv, vv] = [g, b, m, v].map((t) => t.toFloat64());
+  const scale = Float64Array.from(gv!, (x, c) => x / Math.sqrt(vv![c]! + eps));
+  const bias = Float64Array.from(bv!, (x, c) => x - mv![c]! * scale[c]!);
+  return { scale, bias };
+}
+
 register({
   type: 'BatchNormalization',
   prune: pruneChannelParams([1, 2, 3, 4]),
@@ -340,6 +353,7 @@ register({
     return out;
   },
   grad: batchNormGrad,
+  quantAffine: batchNormAffine,
   infer: (node, ctx) => {
     const x = ctx.inputType(0);
     if (x.shape && x.shape.length < 2)

@@ -201,6 +201,12 @@ export interface OpEntry {
    * The static quantizer's placement rules (src/passes/quantize/placement) read it.
    */
   quantQLinear?: { op: string; inputs: number[] | 'all' };
+  /**
+   * A per-channel affine op on axis 1 (y = a[c]·x + b[c]) that ORT has no integer kernel for: the static quantizer
+   * may rewrite it as a depthwise 1×1 Conv (weight a, bias b), which runs as QLinearConv with exact per-channel
+   * int8 weights (src/passes/quantize/placement). Returns a and b when they are constants, else undefined.
+   */
+  quantAffine?(node: Node): { scale: Float64Array; bias: Float64Array } | undefined;
 }
 
 // The table (src/ops/table.ts) is filled by the op families; this module's readers get it complete.

@@ -42,6 +42,7 @@ import { FUSED_ACTIVATIONS, PASS_THROUGH_OPS, isPassThrough, quantSpec, type Qua
 import {
   rulesOf,
   type PlacementRules,
+  affineAsConv,
   decomposeHardSwish,
   foldHardSigmoid,
   qlinearNodes,
@@ -80,6 +81,11 @@ export interface StaticPlacementOptions extends NodeFilter {
   placement?: boolean | PlacementRules;
   /** Nodes prepareStatic kept float on its own (stems): reported as such, not as the user's --exclude. */
   keptFloat?: readonly string[];
+  /**
+   * Tensor → a value below which its readers ignore it (set by prepareStatic's rewrites, see `affineAsConv`): the
+   * quantized range of a tensor that is its own range group starts there, not at the calibrated minimum.
+   */
+  rangeFloors?: ReadonlyMap<string, number>;
 }
 
 export interface StaticQuantOptions extends StaticPlacementOptions, CalibrationOptions {
@@ -119,6 +125,8 @@ export interface QuantPlan {
   renamedOutputs: string[];
   activationType: QType;
   perChannel: boolean;
+  /** Root tensor → the floor of its quantized range (see `rangeFloors`). */
+  floors?: Record<string, number>;
 }
 
 export interface StaticResult {
@@ -312,11 +320,15 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
   };
   const tensors = new Map<string, string>();
   const roots = new Set<string>();
+  const members = new Map<string, number>();
   for (const v of parent.keys()) {
     const r = rootOf(v);
     tensors.set(v.name, r.name);
     roots.add(r.name);
+    members.set(r.name, (members.get(r.name) ?? 0) + 1);
   }
+  const floors: Record<string, number> = {};
+  for (const [t, f] of opts.rangeFloors ?? []) if (roots.has(t) && members.get(t) === 1) floors[t] = f;
   return {
     nodes: nodes.map((n) => n.label),
     skipped,
@@ -325,6 +337,7 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     renamedOutputs: [...renamed].map((v) => v.name),
     activationType: opts.activationType ?? 'uint8',
     perChannel,
+    ...(Object.keys(floors).length ? { floors } : {}),
   };
 }
 
@@ -415,9 +428,20 @@ export function prepareStatic<O extends StaticPlacementOptions>(
     }
   }
   const rules = rulesOf(opts.placement);
+  const rangeFloors = new Map(opts.rangeFloors ?? []);
   {
     const folded = rules.hardSigmoid ? foldHardSigmoid(m, filterFor(m, { ...opts, exclude })) : [];
     const hardSwish = rules.hardSwish ? decomposeHardSwish(m, filterFor(m, { ...opts, exclude })) : [];
+    const { done: affine, floors } = rules.affineConv
+      ? affineAsConv(m, filterFor(m, { ...opts, exclude }))
+      : { done: [], floors: new Map<string, number>() };
+    for (const [t, f] of floors) rangeFloors.set(t, f);
+    if (affine.length) {
+      tryInferShapes(m);
+      notes.push(
+        `Wrote ${affine.length} un-folded BatchNormalization(s) (${affine.slice(0, 3).join(', ')}${affine.length > 3 ? ', …' : ''}) as depthwise 1×1 Convs (QLinearConv with exact per-channel weights instead of a float island)`,
+      );
+    }
     if (hardSwish.length) {
       tryInferShapes(m);
       notes.push(
@@ -434,7 +458,7 @@ export function prepareStatic<O extends StaticPlacementOptions>(
   const keptFloat = exclude
     .filter((e) => !(opts.exclude ?? []).includes(e))
     .map((e) => e.slice('node:'.length));
-  const options = { ...opts, exclude, keptFloat, floatStem: false, padChannels: 1 } as O;
+  const options = { ...opts, exclude, keptFloat, rangeFloors, floatStem: false, padChannels: 1 } as O;
   const padded = padConvChannels(m, { ...opts, exclude });
   if (padded.length) {
     tryInferShapes(m);
@@ -528,7 +552,8 @@ export function applyStatic(
       const s = ranges.get(root);
       if (!s)
         throw new InternalError('calib-range', `No calibrated range for tensor "${root}"`, { value: root });
-      const p = rangeParams(s.lo, s.hi, qt);
+      const floor = plan.floors?.[root];
+      const p = rangeParams(floor !== undefined ? Math.max(s.lo, Math.min(floor, s.hi)) : s.lo, s.hi, qt);
       const scale = g.addInitializer(`${root}_scale`, T.scalar('float32', p.scale));
       const zp = g.addInitializer(`${root}_zero_point`, T.scalar(qt, p.zeroPoint));
       gp = { p, scale, zp };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ModelBuilder } from '../../../ir/builder.js';
 import type { Model, Value } from '../../../ir/index.js';
+import { Tensor as T } from '../../../ir/index.js';
 import { opCounts, tryInferShapes } from '../../util.js';
 import { ortKernels } from '../kernels.js';
 import { sqnr } from '../numeric.js';
@@ -15,7 +16,7 @@ import {
   prepared,
   run,
 } from '../../../testing/quantize.js';
-import { decomposeHardSwish, foldHardSigmoid } from './index.js';
+import { affineAsConv, decomposeHardSwish, foldHardSigmoid } from './index.js';
 
 /**
  * A mobile block as EfficientNet / MobileNetV3 / DenseNet / ShuffleNet write it: float stem, 1×1 expand + SiLU
@@ -173,6 +174,70 @@ describe('INT8 placement rules (issue 17)', () => {
       assert.ok(s > 25 && s > sOff - 1, `SQNR ${s.toFixed(2)} dB, float island ${sOff.toFixed(2)}`);
       assert.ok((await ortKernels(off.model)).ops.HardSigmoid || (await ortKernels(off.model)).ops.HardSwish);
     });
+
+  test("DenseNet's pre-activation BatchNormalization runs as a depthwise 1×1 QLinearConv; the Concat before it stays uint8", async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 6 });
+    const x = b.input('input', 'float32', ['N', 16, 8, 8]);
+    const x0 = b.conv2d(x, { inC: 16, outC: 16, kernel: 1, name: 'c0' });
+    const layer = (feats: Value[], i: number) => {
+      const cin = 16 * feats.length;
+      const y = b.relu(b.batchNorm(b.concat(feats, 1, `cat${i}`), cin, { name: `bn${i}` }));
+      return b.conv2d(y, { inC: cin, outC: 16, kernel: 3, pad: 1, name: `conv${i}` });
+    };
+    const x1 = layer([x0], 1);
+    const x2 = layer([x0, x1], 2);
+    const x3 = layer([x0, x1, x2], 3);
+    b.output(b.flatten(b.globalAvgPool(x3, 'gap'), 1, 'flat'), 'out');
+    const m0 = b.build();
+    // trained statistics, not the identity of a fresh BN (so a, b and the range floor matter)
+    for (const n of m0.graph.nodes.filter((n) => n.opType === 'BatchNormalization')) {
+      const C = n.inputs[1]!.const!.numel;
+      const set = (i: number, f: (c: number) => number) => {
+        n.inputs[i]!.const = T.from(
+          'float32',
+          [C],
+          Float32Array.from({ length: C }, (_, c) => f(c)),
+        );
+      };
+      set(1, (c) => 0.5 + ((c * 7) % 5) / 4);
+      set(2, (c) => ((c % 3) - 1) * 0.3);
+      set(3, (c) => ((c * 5) % 7) / 10 - 0.2);
+      set(4, (c) => 0.3 + ((c * 3) % 4) / 2);
+    }
+    const m = await prepared(m0);
+    assert.equal(opCounts(m).BatchNormalization, 3, 'nothing folds them before quantization');
+    const d = m.clone();
+    tryInferShapes(d);
+    const r0 = affineAsConv(d, () => true);
+    assert.deepEqual(r0.done, ['bn1', 'bn2', 'bn3']);
+    assert.equal(r0.floors.size, 3);
+    const feeds = imageFeeds(m, 2, 13);
+    const ref = await run(m, feeds);
+    assert.ok(maxAbs(ref, await run(d, feeds)) <= 1e-5 * Math.max(1, amax(ref)), 'the rewrite is exact');
+    const calibration = calibrationBatches(m, 4, 8);
+    const r = await quantizeStatic(m, { calibration });
+    const off = await quantizeStatic(m, { calibration, placement: { affineConv: false } });
+    const k = (await ortKernels(r.model)).ops;
+    const kOff = (await ortKernels(off.model)).ops;
+    assert.ok(!k.BatchNormalization && !k.Concat, JSON.stringify(k));
+    assert.equal(ms(k, 'QLinearConcat'), 3, JSON.stringify(k));
+    assert.equal((k.QLinearConv ?? 0) + ms(k, 'QLinearConv'), 7, JSON.stringify(k));
+    assert.equal(kOff.BatchNormalization, 3, JSON.stringify(kOff));
+    assert.ok(
+      r.notes.some((n) => /as depthwise 1×1 Convs/.test(n)),
+      r.notes.join('\n'),
+    );
+    const s = sqnr(ref, await run(r.model, feeds));
+    const sOff = sqnr(ref, await run(off.model, feeds));
+    assert.ok(s > 20 && s > sOff - 3, `SQNR ${s.toFixed(2)} dB, float BN ${sOff.toFixed(2)}`);
+    // a BN whose channels are not a multiple of 16 (MLAS's symmetric depthwise kernel) stays as it is
+    const b2 = new ModelBuilder({ opset: 13, seed: 7 });
+    const x5 = b2.input('input', 'float32', ['N', 8, 4, 4]);
+    b2.output(b2.relu(b2.batchNorm(b2.tanh(x5, 't'), 8, { name: 'bn' })), 'out');
+    const m2 = b2.build();
+    tryInferShapes(m2);
+    assert.deepEqual(affineAsConv(m2, () => true).done, []);
+  });
 
   test('models without those patterns keep the plan they had (cnn-s: the issue-4 accuracy figures stand)', async () => {
     for (const name of ['torch/cnn-s_op13', 'builder/cnn-s', 'builder/mlp']) {

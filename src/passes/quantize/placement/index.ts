@@ -27,6 +27,8 @@ export interface PlacementRules {
   hardSigmoid?: boolean;
   /** HardSwish after a Conv written as x · (Clip(x + 3, 0, 6) · 1/6) (default true). */
   hardSwish?: boolean;
+  /** Un-folded BatchNormalization (per-channel affine) as a depthwise 1×1 Conv → QLinearConv (default true). */
+  affineConv?: boolean;
 }
 
 /** Every op type with an ORT QLinear kernel (`quantQLinear` in its registry entry). */
@@ -45,6 +47,7 @@ export function rulesOf(p: boolean | PlacementRules | undefined): Required<Place
     passThrough: on && (o.passThrough ?? true),
     hardSigmoid: on && (o.hardSigmoid ?? true),
     hardSwish: on && (o.hardSwish ?? true),
+    affineConv: on && (o.affineConv ?? true),
   };
 }
 
@@ -326,4 +329,70 @@ export function decomposeHardSwish(model: Model, ok: (n: Node) => boolean): stri
     g.removeUnused();
   }
   return done;
+}
+
+/**
+ * In place: a per-channel affine op ORT has no integer kernel for (a `quantAffine` registry entry: an inference
+ * BatchNormalization that does not fold into a Conv, e.g. DenseNet's pre-activation BN after a Concat) on a rank-4
+ * float input with `multiple`·k channels becomes the depthwise 1×1 Conv computing the same values (weight a[c],
+ * bias b[c], group C). The base placement then quantizes it like any Conv: the per-channel int8 weight of a
+ * single tap is exact (±127 at scale |a[c]|/127), the bias goes to the int32 accumulator and a following Relu folds
+ * into the output's quantization, so DQ → BN → Relu → Q becomes one QLinearConv and the Concat before it stays
+ * uint8 (QLinearConcat). `multiple` = 16: MLAS's symmetric depthwise kernel needs the channel count divisible by
+ * 16. Returns the labels rewritten and, per input that a Relu after the Conv makes irrelevant below some value, that
+ * floor (see `rangeFloors` of the static options).
+ */
+export function affineAsConv(
+  model: Model,
+  ok: (n: Node) => boolean,
+  multiple = 16,
+): { done: string[]; floors: Map<string, number> } {
+  const g = model.graph;
+  const done: string[] = [];
+  const floors = new Map<string, number>();
+  for (const n of [...g.nodes]) {
+    if (!isOnnxDomain(n) || !ok(n)) continue;
+    const affine = lookup(n.opType, '', undefined)?.quantAffine?.(n);
+    const x = n.inputs[0];
+    const y = n.outputs[0];
+    if (!affine || !x || !y || x.dtype !== 'float32' || x.shape?.length !== 4) continue;
+    const C = affine.scale.length;
+    if (x.shape[1] !== C || C % multiple !== 0) continue;
+    const w = g.addInitializer(
+      g.uniqueName(`${n.label}_affine_weight`),
+      T.from('float32', [C, 1, 1, 1], Float32Array.from(affine.scale)),
+    );
+    const b = g.addInitializer(
+      g.uniqueName(`${n.label}_affine_bias`),
+      T.from('float32', [C], Float32Array.from(affine.bias)),
+    );
+    const conv = g.addNode({
+      opType: 'Conv',
+      name: g.uniqueName(`${n.label}_as_conv`),
+      inputs: [x, w, b],
+      outputs: [g.uniqueName(`${y.name}_conv`)],
+      attrs: { group: A.int(C), kernel_shape: A.ints([1, 1]) },
+    });
+    conv.output(0).type = y.type ? { ...y.type } : y.type;
+    y.replaceAllUsesWith(conv.output(0));
+    const name = y.name;
+    g.removeNode(n, true);
+    y.name = g.uniqueName(`${name}_removed`);
+    conv.output(0).name = name;
+    done.push(n.label);
+    // Relu(a·x + b) with every a > 0 is 0 wherever x < min(−b/a): the input's quantized range may start there (the
+    // same values, a finer grid — DenseNet's Concat → BN → Relu would otherwise round the Concat over its full
+    // range, negative half included)
+    if (
+      isOp(soleReader(conv.output(0)), 'Relu') &&
+      soleReader(x) === conv &&
+      affine.scale.every((a) => a > 0)
+    )
+      floors.set(x.name, Math.min(...Array.from(affine.bias, (b, c) => -b / affine.scale[c]!)));
+  }
+  if (done.length) {
+    g.toposort();
+    g.removeUnused();
+  }
+  return { done, floors };
 }
