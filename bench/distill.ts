@@ -1,5 +1,6 @@
 // `npx tsx bench/distill.ts --teacher <cnn-s.onnx> [--student mlp:width=48,depth=1] [--epochs 1] [--limit N] [--alpha 0.1]
-//   [--temperature 4] [--seed 0] [--threads 2] [--qat-epochs 1] [--logits-only | --skip-logits]`
+//   [--temperature 4] [--seed 0] [--threads 2] [--qat-epochs 1 (0: no QAT)] [--augment shift=2,flip] [--lr 0.05]
+//   [--batch 64] [--logits-only | --skip-logits]`
 // The distillation figures of BENCHMARKS.md, as JSON lines: the teacher's logits over the 60,000 Fashion-MNIST
 // training images computed cold (fresh cache folder) and read back warm; then teacher / scratch / distilled /
 // QAT + KD (INT8 QDQ) test accuracy, parameters, bytes and training time — the scratch student has the same
@@ -9,7 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDataset, subset } from '../src/data/index.js';
-import { distill, loadTeacher, parseStudent, teacherLogits } from '../src/distill/index.js';
+import {
+  distill,
+  loadTeacher,
+  parseAugmentation,
+  parseStudent,
+  teacherLogits,
+} from '../src/distill/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +28,9 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '0' },
     threads: { type: 'string', default: '2' },
     'qat-epochs': { type: 'string', default: '1' },
+    augment: { type: 'string' },
+    lr: { type: 'string' },
+    batch: { type: 'string', default: '64' },
     'logits-only': { type: 'boolean' },
     'skip-logits': { type: 'boolean' },
     limit: { type: 'string' },
@@ -71,7 +81,10 @@ if (!values['logits-only']) {
     seed: Number(values.seed),
     threads,
     baselineScratch: true,
-    qat: { epochs: Number(values['qat-epochs']) },
+    ...(values.augment ? { augment: parseAugmentation(values.augment) } : {}),
+    ...(values.lr ? { lr: { kind: 'cosine' as const, lr: Number(values.lr) } } : {}),
+    batchSize: Number(values.batch),
+    ...(Number(values['qat-epochs']) > 0 ? { qat: { epochs: Number(values['qat-epochs']) } } : {}),
     cacheDir: false,
     log: (l) => process.stderr.write(`${l}\n`),
   });
@@ -84,6 +97,9 @@ if (!values['logits-only']) {
       alpha: Number(values.alpha),
       temperature: Number(values.temperature),
       seed: Number(values.seed),
+      augment: values.augment ?? 'none',
+      ...(values.lr ? { lr: Number(values.lr) } : {}),
+      batch: Number(values.batch),
       accuracy: f.accuracy,
       params: f.params,
       bytes: f.bytes,
@@ -92,17 +108,17 @@ if (!values['logits-only']) {
   fig('teacher', r.teacher);
   fig('scratch', r.scratch!);
   fig('distilled', r.student);
-  fig('qat+kd-int8', r.qat!);
+  if (r.qat) fig('qat+kd-int8', r.qat);
   line({
     figure: 'summary',
     student: values.student,
     paramsRatio: +(r.student.params / r.teacher.params).toFixed(4),
     gainOverScratchPoints: +(100 * (r.student.accuracy! - r.scratch!.accuracy!)).toFixed(2),
-    int8LossPoints: +(100 * (r.student.accuracy! - r.qat!.accuracy!)).toFixed(2),
+    int8LossPoints: r.qat ? +(100 * (r.student.accuracy! - r.qat.accuracy!)).toFixed(2) : null,
     int8VsFakeQuantPoints:
-      r.qat!.fakeQuantAccuracy === undefined
+      r.qat?.fakeQuantAccuracy === undefined
         ? null
-        : +(100 * (r.qat!.fakeQuantAccuracy - r.qat!.accuracy!)).toFixed(2),
+        : +(100 * (r.qat.fakeQuantAccuracy - r.qat.accuracy!)).toFixed(2),
     steps: r.steps,
   });
 }

@@ -33,6 +33,7 @@ export {
 } from './api/evaluate.js';
 export { prune, planPruning, type PruneApiOptions, type PruneOutcome } from './api/prune.js';
 export type { PruneReport, PruneStep, GroupReport } from './passes/prune/index.js';
+export { distillModel, type DistillApiOptions, type DistillOutcome } from './api/distill.js';
 export {
   distill,
   distillStage,

@@ -55,5 +55,12 @@ export {
   type ModelFigures,
   distill,
 } from './distill.js';
-export { type DistillDetail, type DistillStageOptions, distillStage, profileOfStage } from './stage.js';
-export { type DistillDataOptions, loadDistillData } from './data.js';
+export {
+  type DistillDetail,
+  type DistillStage,
+  type DistillStageOptions,
+  type DistillStageResult,
+  distillStage,
+  profileOfStage,
+} from './stage.js';
+export { type DistillDataOptions, loadDistillData, sourceRows } from './data.js';

@@ -3,23 +3,35 @@
 // for the context's device profile; training rows (and the held-out validation rows) come from the context, the
 // accuracies from its evaluation data. The stage returns the distilled student (the QDQ INT8 model with `qat`),
 // figures for teacher / student / scratch / QAT + KD, the device choice's reasons as notes, and the context's
-// accuracy and size gates checked on the result.
+// accuracy and size gates checked on the result. Unlabeled training data (options.unlabeled) is read whole, without
+// a validation part: the student then learns from the teacher alone. Besides the stage's model the result carries
+// the float student, the scratch baseline and the INT8 model (`models`), which `edgefit distill` writes.
 import { checkGates } from '../eval/gates.js';
 import type { Model } from '../ir/index.js';
 import { encodeModel } from '../onnx/index.js';
-import type { StageContext } from '../stage/context.js';
-import type { DeviceProfile as StageDevice, Stage, StageReport } from '../stage/types.js';
+import type { StageContext, TrainingRows } from '../stage/context.js';
+import type { DeviceProfile as StageDevice, Stage, StageReport, StageResult } from '../stage/types.js';
 import type { Note } from '../util/note.js';
+import { sourceRows } from './data.js';
 import { type DistillOptions, type DistillResult, distill } from './distill.js';
 import { type DeviceProfile, profileFrom } from './profile.js';
 
 export type DistillStageOptions = Omit<
   DistillOptions,
-  'teacher' | 'data' | 'val' | 'test' | 'device' | 'seed' | 'threads' | 'log' | 'progress'
+  'teacher' | 'data' | 'val' | 'test' | 'seed' | 'threads' | 'log' | 'progress'
 > & {
-  /** Size the student for the context's device profile (default: when no student or pruning is given). */
+  /** Size the student for the context's device profile (default: when no student, pruning or `device` is given). */
   useDevice?: boolean;
 };
+
+/** The stage's result, with every model the run produced. */
+export interface DistillStageResult extends StageResult<DistillDetail> {
+  models: { student: Model; scratch?: Model; int8?: Model };
+}
+
+export interface DistillStage extends Stage<DistillDetail> {
+  run(model: Model, ctx: StageContext): Promise<DistillStageResult>;
+}
 
 export type DistillDetail = Omit<DistillResult, 'model' | 'scratch' | 'qat' | 'history'> & {
   scratch?: Omit<NonNullable<DistillResult['scratch']>, 'model'>;
@@ -38,15 +50,28 @@ export function profileOfStage(d: StageDevice): DeviceProfile {
   });
 }
 
-export function distillStage(o: DistillStageOptions = {}): Stage<DistillDetail> {
-  const chooses = !o.student && !o.prune;
+/** Training rows: the context's (a validation part held out), or an unlabeled source read whole. */
+async function rowsFor(ctx: StageContext, unlabeled: boolean): Promise<TrainingRows> {
+  if (unlabeled) {
+    const src = await ctx.source('train');
+    if (!src.labeled)
+      return {
+        train: (await sourceRows(src, { split: 'train', allowUnlabeled: true })).data,
+        name: src.name,
+      };
+  }
+  return ctx.trainingRows();
+}
+
+export function distillStage(o: DistillStageOptions = {}): DistillStage {
+  const chooses = !o.student && !o.prune && !o.device;
   return {
     name: 'distill',
     needs: chooses && o.useDevice !== false ? ['train', 'device'] : ['train'],
     uses: ['teacher', 'eval', 'device'],
     async run(model: Model, ctx: StageContext) {
       const t0 = performance.now();
-      const rows = await ctx.trainingRows();
+      const rows = await rowsFor(ctx, !!o.unlabeled);
       const { useDevice, ...rest } = o;
       const r = await distill({
         ...rest,
@@ -57,6 +82,7 @@ export function distillStage(o: DistillStageOptions = {}): Stage<DistillDetail> 
         seed: ctx.seed,
         ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
         log: ctx.log,
+        ...(ctx.quiet ? {} : { progress: { quiet: false } }),
       });
       const out = r.qat?.model ?? r.model;
       // accuracies on the context's evaluation data
@@ -106,7 +132,15 @@ export function distillStage(o: DistillStageOptions = {}): Stage<DistillDetail> 
           ...(qat ? { qat: { ...qat, model: undefined } } : {}),
         } as DistillDetail,
       };
-      return { model: out, report };
+      return {
+        model: out,
+        report,
+        models: {
+          student: r.model,
+          ...(r.scratch ? { scratch: r.scratch.model } : {}),
+          ...(r.qat ? { int8: r.qat.model } : {}),
+        },
+      };
     },
   };
 }

@@ -231,8 +231,15 @@ const NEED_TEXT: Record<StageNeed, string> = {
   device: 'a device profile',
 };
 
-/** Run one stage after checking its needs (an InputError naming the stage and what is missing). */
-export async function runStage<D>(stage: Stage<D>, model: Model, ctx: StageContext): Promise<StageResult<D>> {
+/**
+ * Run one stage after checking its needs (an InputError naming the stage and what is missing). The result has the
+ * stage's own result type (a stage may return more than the contract's model and report).
+ */
+export async function runStage<S extends Stage<unknown>>(
+  stage: S,
+  model: Model,
+  ctx: StageContext,
+): Promise<Awaited<ReturnType<S['run']>>> {
   const missing = stage.needs.filter((n) => !ctx.has(n));
   if (missing.length)
     throw new InputError(
@@ -240,7 +247,7 @@ export async function runStage<D>(stage: Stage<D>, model: Model, ctx: StageConte
       `stage ${stage.name} needs ${missing.map((n) => NEED_TEXT[n]).join(' and ')}`,
       { value: stage.name },
     );
-  return stage.run(model, ctx);
+  return (await stage.run(model, ctx)) as Awaited<ReturnType<S['run']>>;
 }
 
 /** Run stages in order, each on the previous one's model. */

@@ -1,11 +1,13 @@
-// `edgefit distill` as a user runs it: a student spec or a device profile, --json with the documented fields, the
-// scratch baseline, QAT + KD writing an INT8 QDQ model, a second run served from the teacher-logit cache, bad flags
-// exit 2.
+// `edgefit distill` as a user runs it (the distill stage through distillModel): a student spec or a device profile,
+// --json with the documented fields, the scratch baseline, QAT + KD writing an INT8 QDQ model, a second run served
+// from the teacher-logit cache, unlabeled rows, bad flags exit 2.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { loadDataset, subset } from '../../data/index.js';
+import { writeNpy } from '../../data/npy.js';
 import { buildModel } from '../../models/index.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { edgefit } from '../../testing/cli.js';
@@ -113,6 +115,27 @@ describe('edgefit distill', () => {
     assert.ok(j.studentParams <= 0.01 * j.teacherParams);
     assert.ok(j.device.candidate.weightBytes <= 32 * 1024);
     assert.ok(j.device.reasons.some((x: string) => x.includes('no-matrix-units')));
+  });
+
+  it('--unlabeled on a .npy without labels: the stage reads the rows whole and the teacher alone teaches', () => {
+    const x = join(dir, 'x.npy');
+    const ds = subset(loadDataset('fashion-mnist', 'train'), 128, 5);
+    writeNpy(x, { dtype: 'float32', shape: [ds.n, ...ds.inputShape], data: ds.x });
+    const args = ['--teacher', teacher, '--data', x, '--student', 'mlp:width=8,depth=1'];
+    const out = join(dir, 'u.onnx');
+    const r = edgefit('distill', ...args, '--unlabeled', '--out', out, '--json', '--quiet', ...small);
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json();
+    assert.equal(j.alpha, 0);
+    assert.equal(j.steps, 2, 'all 128 rows trained on (no validation part held out): 2 batches of 64');
+    assert.equal(j.teacherAccuracy, null, 'no labelled evaluation data');
+    assert.ok(existsSync(out));
+    // without --unlabeled the same rows are refused, naming the file
+    const refused = edgefit('distill', ...args, '--out', join(dir, 'v.onnx'), ...small);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--unlabeled/);
+    assert.match(refused.stderr, /x\.npy/);
+    assert.ok(!existsSync(join(dir, 'v.onnx')));
   });
 
   it('bad input exits 2 naming the flag, and writes nothing', () => {

@@ -1,4 +1,4 @@
-import { DATA_FORMATS_HELP, DATASET_NAMES } from '../../data/names.js';
+import { DATA_FORMATS_HELP } from '../../data/names.js';
 import { InputError } from '../../errors.js';
 import {
   type Command,
@@ -145,10 +145,9 @@ export const distillCommand: Command = {
     'edgefit distill --teacher cnn-s.onnx --data ./unlabeled-images --unlabeled --student mlp:width=64 --out s.onnx',
   ],
   async run(p, io) {
-    const { distill, formatStudent, loadProfile, loadTeacher, parseAugmentation, parseStudent } =
+    const { formatStudent, loadProfile, parseAugmentation, parseStudent } =
       await import('../../distill/index.js');
-    const { loadDistillData } = await import('../../distill/data.js');
-    const { writeOutput } = await import('../../api/common.js');
+    const { distillModel } = await import('../../api/distill.js');
     const teacherPath = str(p, 'teacher', 'the teacher ONNX file');
     const dataArg = str(p, 'data', DATA_FORMATS_HELP);
     const out = str(p, 'out', 'the output ONNX file');
@@ -201,34 +200,14 @@ export const distillCommand: Command = {
     }
     const augment =
       p.values.augment !== undefined ? parseAugmentation(str(p, 'augment', 'shift=N,flip')) : undefined;
+    const testData = p.values['test-data'] as string | undefined;
 
-    const teacher = loadTeacher(teacherPath);
-    const common = { model: teacher.model, ...dataOptions(p) };
-    const train = await loadDistillData(dataArg, {
-      ...common,
-      split: 'train',
-      ...(limit !== undefined ? { limit } : {}),
-      seed,
-      allowUnlabeled: unlabeled,
-    });
-    const testSpec =
-      (p.values['test-data'] as string | undefined) ??
-      ((DATASET_NAMES as readonly string[]).includes(dataArg) ? dataArg : undefined);
-    const test = testSpec
-      ? (
-          await loadDistillData(testSpec, {
-            ...common,
-            split: 'test',
-            ...(testLimit !== undefined ? { limit: testLimit } : {}),
-            seed,
-          })
-        ).data
-      : undefined;
-
-    const r = await distill({
-      teacher,
-      data: train.data,
-      ...(test ? { test } : {}),
+    const r = await distillModel(teacherPath, {
+      data: dataArg,
+      ...(testData !== undefined ? { evalData: testData } : {}),
+      ...(limit !== undefined ? { trainLimit: limit } : {}),
+      ...(testLimit !== undefined ? { evalLimit: testLimit } : {}),
+      read: dataOptions(p),
       ...(student ? { student } : {}),
       ...(device ? { device } : {}),
       ...(pruneRatio !== undefined ? { prune: { ratio: pruneRatio } } : {}),
@@ -245,101 +224,104 @@ export const distillCommand: Command = {
       baselineScratch: !!p.values['baseline-scratch'],
       ...(qatOut ? { qat: { epochs: qatEpochs } } : {}),
       cacheDir: p.values['no-cache'] ? false : (p.values['cache-dir'] as string | undefined),
+      out: outputOptions(p, out),
+      ...(qatOut ? { qatOut: outputOptions(p, qatOut) } : {}),
       log: (l) => io.err(l),
-      progress: { quiet: io.quiet },
+      quiet: io.quiet,
     });
-    const saved = writeOutput(r.model, outputOptions(p, out));
-    const qatSaved = qatOut && r.qat ? writeOutput(r.qat.model, outputOptions(p, qatOut)) : undefined;
+    const d = r.report.detail;
+    const f = r.report.figures;
+    const saved = r.saved!;
+    const qatSaved = r.qatSaved;
+    const accuracy = (v: number | null | undefined) => (typeof v === 'number' ? v : null);
+    const studentBytes = saved.modelBytes + saved.dataBytes;
+    const qatBytes = qatSaved ? qatSaved.modelBytes + qatSaved.dataBytes : undefined;
 
     const json = {
       teacher: teacherPath,
       output: out,
-      student: r.spec
-        ? formatStudent(r.spec)
-        : r.prune
+      student: d.spec
+        ? formatStudent(d.spec)
+        : d.prune
           ? `pruned teacher (${pruneRatio} of channels removed)`
           : null,
-      ...(r.choice
+      ...(d.choice
         ? {
             device: {
-              family: r.choice.spec.family,
-              reasons: r.choice.reasons,
-              candidate: r.choice.candidate,
+              family: d.choice.spec.family,
+              reasons: d.choice.reasons,
+              candidate: d.choice.candidate,
             },
           }
         : {}),
-      teacherAccuracy: r.teacher.accuracy ?? null,
-      studentAccuracy: r.student.accuracy ?? null,
-      ...(r.scratch ? { scratchAccuracy: r.scratch.accuracy ?? null } : {}),
-      teacherParams: r.teacher.params,
-      studentParams: r.student.params,
-      paramsRatio: r.student.params / r.teacher.params,
-      teacherBytes: r.teacher.bytes,
-      studentBytes: saved.modelBytes + saved.dataBytes,
-      ...(r.qat
+      teacherAccuracy: accuracy(f.teacherAccuracy),
+      studentAccuracy: accuracy(f.studentAccuracy),
+      ...(d.scratch ? { scratchAccuracy: accuracy(f.scratchAccuracy) } : {}),
+      teacherParams: d.teacher.params,
+      studentParams: d.student.params,
+      paramsRatio: d.student.params / d.teacher.params,
+      teacherBytes: d.teacher.bytes,
+      studentBytes,
+      ...(d.qat
         ? {
             qat: {
               output: qatOut,
-              accuracy: r.qat.accuracy ?? null,
-              fakeQuantAccuracy: r.qat.fakeQuantAccuracy ?? null,
-              bytes: qatSaved ? qatSaved.modelBytes + qatSaved.dataBytes : r.qat.bytes,
-              seconds: r.qat.seconds,
+              accuracy: accuracy(f.qatAccuracy),
+              bytes: qatBytes ?? d.qat.bytes,
+              seconds: d.qat.seconds,
             },
           }
         : {}),
-      temperature: r.loss.temperature,
-      alpha: r.loss.alpha,
+      temperature: d.loss.temperature,
+      alpha: d.loss.alpha,
       unlabeled,
-      ...(r.loss.feature ? { feature: r.loss.feature } : {}),
-      augmentation: r.augmentation,
+      ...(d.loss.feature ? { feature: d.loss.feature } : {}),
+      augmentation: d.augmentation,
       epochs,
-      steps: r.steps,
-      teacherLogits: r.teacherLogits,
-      studentSeconds: r.student.seconds,
-      ...(r.scratch ? { scratchSeconds: r.scratch.seconds } : {}),
-      seconds: r.seconds,
+      steps: d.steps,
+      teacherLogits: d.teacherLogits,
+      studentSeconds: d.student.seconds,
+      ...(d.scratch ? { scratchSeconds: d.scratch.seconds } : {}),
+      seconds: r.report.seconds,
       dataFile: saved.dataFile ?? null,
-      notes: r.notes,
+      notes: d.notes,
+      gates: r.report.gates,
     };
-    const acc = (a: number | undefined) => (a === undefined ? '–' : pct(a));
+    const acc = (a: number | null) => (a === null ? '–' : pct(a));
+    const count = (n: number) => n.toLocaleString('en-US');
+    const secs = (s: number | undefined) => (s === undefined ? '–' : `${s.toFixed(1)} s`);
     const rows: (string | number)[][] = [
-      [
-        'teacher',
-        acc(r.teacher.accuracy),
-        r.teacher.params.toLocaleString('en-US'),
-        fmtBytes(r.teacher.bytes),
-        '–',
-      ],
+      ['teacher', acc(json.teacherAccuracy), count(d.teacher.params), fmtBytes(d.teacher.bytes), '–'],
       [
         `student ${json.student ?? ''}`.trim(),
-        acc(r.student.accuracy),
-        r.student.params.toLocaleString('en-US'),
-        fmtBytes(json.studentBytes),
-        `${r.student.seconds!.toFixed(1)} s`,
+        acc(json.studentAccuracy),
+        count(d.student.params),
+        fmtBytes(studentBytes),
+        secs(d.student.seconds),
       ],
     ];
-    if (r.scratch)
+    if (d.scratch)
       rows.push([
         'same student from scratch',
-        acc(r.scratch.accuracy),
-        r.scratch.params.toLocaleString('en-US'),
-        fmtBytes(r.scratch.bytes),
-        `${r.scratch.seconds!.toFixed(1)} s`,
+        acc(accuracy(f.scratchAccuracy)),
+        count(d.scratch.params),
+        fmtBytes(d.scratch.bytes),
+        secs(d.scratch.seconds),
       ]);
-    if (r.qat)
+    if (d.qat)
       rows.push([
         'QAT + KD (INT8)',
-        acc(r.qat.accuracy),
-        r.qat.params.toLocaleString('en-US'),
-        fmtBytes(json.qat!.bytes),
-        `${r.qat.seconds!.toFixed(1)} s`,
+        acc(accuracy(f.qatAccuracy)),
+        count(d.qat.params),
+        fmtBytes(qatBytes ?? d.qat.bytes),
+        secs(d.qat.seconds),
       ]);
     const text = [
-      ...(r.choice ? ['device profile:', ...r.choice.reasons.map((x) => `  ${x}`), ''] : []),
+      ...(d.choice ? ['device profile:', ...d.choice.reasons.map((x) => `  ${x}`), ''] : []),
       table(['model', 'accuracy', 'params', 'bytes', 'train time'], rows),
       '',
       `student → ${out}: ${fmtSaved(saved)}${qatSaved ? `; INT8 → ${qatOut}: ${fmtSaved(qatSaved)}` : ''}`,
-      `teacher logits: ${r.teacherLogits.mode}${r.teacherLogits.mode !== 'online' ? ` in ${r.teacherLogits.seconds.toFixed(2)} s` : ''}; T ${r.loss.temperature}, alpha ${r.loss.alpha}, ${r.steps} steps`,
+      `teacher logits: ${d.teacherLogits.mode}${d.teacherLogits.mode !== 'online' ? ` in ${d.teacherLogits.seconds.toFixed(2)} s` : ''}; T ${d.loss.temperature}, alpha ${d.loss.alpha}, ${d.steps} steps`,
     ].join('\n');
     return { json, text };
   },
