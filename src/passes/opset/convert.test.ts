@@ -8,39 +8,9 @@ import { A, Graph, type Model, Tensor, type Value } from '../../ir/index.js';
 import { opsetProblems, saveModel } from '../../onnx/index.js';
 import { runModel } from '../../runtime/index.js';
 import { compareModels, randomInputs } from '../check.js';
+import { checkConversion as check, oneOp } from '../../testing/opset.js';
 import { hand, rand } from '../../testing/passes.js';
 import { convertOpset } from './convert.js';
-
-/** One-op model at `opset`: `build` wires the node given the input; the node's outputs become graph outputs. */
-function oneOp(
-  opset: number,
-  shape: number[],
-  build: (h: ReturnType<typeof hand>, x: Value) => Value[],
-  dtype: 'float32' | 'int64' = 'float32',
-): Model {
-  const h = hand(opset);
-  h.m.irVersion = opset >= 15 ? 8 : opset >= 12 ? 7 : opset >= 11 ? 6 : opset >= 10 ? 5 : opset >= 9 ? 4 : 3;
-  const x = h.input('x', shape, dtype);
-  build(h, x).forEach((v, i) => h.output(v, `y${i}`));
-  return h.m;
-}
-
-/** Convert to every target in `targets`: before/after outputs equal in ORT, no opset problem on either side. */
-async function check(m: Model, targets: number[], expectRule: string | null, tol = 1e-6): Promise<void> {
-  assert.deepEqual(opsetProblems(m), [], 'the source model is valid at its opset');
-  const feeds = randomInputs(m, { seed: 3 });
-  for (const to of targets) {
-    const r = convertOpset(m, to);
-    assert.equal(r.model.opset(''), to);
-    assert.deepEqual(opsetProblems(r.model), [], `valid at opset ${to}`);
-    assert.ok(
-      expectRule === null || Object.keys(r.counts).some((k) => k.startsWith(expectRule)),
-      `rule ${expectRule} applied converting to ${to}: ${JSON.stringify(r.counts)}`,
-    );
-    const c = await compareModels(m, r.model, feeds);
-    assert.ok(c.maxAbsDiff <= tol, `opset ${m.opset('')} → ${to}: max |diff| ${c.maxAbsDiff}`);
-  }
-}
 
 const ints = (xs: number[]) => A.ints(xs);
 

@@ -1,9 +1,21 @@
 // Opset conversion: upgrade a model's ai.onnx opset import one version at a time, rewriting every node whose
 // op changed form or meaning at that version so the model computes the same outputs (subgraphs of If/Loop/Scan
-// included: they share the import). Each rule below is tested in ORT before/after (convert.test.ts); an op
-// version change without a rule here is a type-only extension (the ONNX version converter's "compatible"
-// adapters). After converting, the model is checked with `opsetProblems`: a node left in a form the new opset
-// does not have is an UnsupportedError naming it, never a model ORT refuses later.
+// included: they share the import). Each rule below is tested in ORT before/after (convert.test.ts,
+// convert22.test.ts); an op version change without a rule here is a type-only extension (the ONNX version
+// converter's "compatible" adapters).
+//
+// Opsets 22–26 (the ONNX changelog read version by version) change no form an older model can have: 22 adds
+// bfloat16 to ~50 ops; 23–25 add 4-bit, float8e8m0 and 2-bit types and optional attributes whose default is the
+// old meaning (DequantizeLinear output_dtype, QuantizeLinear precision, Cast/CastLike round_mode, Attention's
+// nonpad_kv_seqlen input and windows); the rest are new ops (Attention, RMSNormalization, RotaryEmbedding, Swish,
+// TensorScatter, BitCast, CumProd). Two spec changes of meaning are what ORT 1.30 already does at every opset
+// (measured in convert22.test.ts), so the outputs stay the same: MaxPool/AveragePool-22 ignore a ceil_mode window
+// that starts in the right padding, and Cast-24 saturates ±Inf to the largest float8e4m3fnuz/e5m2fnuz value (NaN
+// before). What does need a rule is ORT itself: it has no opset-22 kernel for GlobalLpPool (rewritten as a Reduce)
+// nor for the ops of NO_ORT_KERNEL_22 (refused past 21, naming the node).
+//
+// After converting, the model is checked with `opsetProblems`: a node left in a form the new opset does not have
+// is an UnsupportedError naming it, never a model ORT refuses later.
 import { UnsupportedError } from '../../errors.js';
 import {
   A,
@@ -29,6 +41,9 @@ export interface OpsetConversion {
 
 /** The lowest IR version that may carry an ai.onnx opset (ONNX's versioning table). */
 export function irVersionFor(opset: number): number {
+  if (opset >= 25) return 13;
+  if (opset >= 24) return 12;
+  if (opset >= 23) return 11;
   if (opset >= 21) return 10;
   if (opset >= 19) return 9;
   if (opset >= 15) return 8;
@@ -99,6 +114,22 @@ const softmaxRule: Rule = (c) => {
   n.setInput(1, shape);
   return 'coerced to 2-D (Flatten → op → Reshape)';
 };
+
+/**
+ * Ops whose opset-22 version ONNX Runtime 1.30's CPU provider does not implement (measured: "Could not find an
+ * implementation for RoiAlign(22)"; convert22.test.ts checks ORT still refuses them). Bernoulli is a function of
+ * RandomUniformLike.
+ */
+export const NO_ORT_KERNEL_22 = [
+  'Bernoulli',
+  'MaxRoiPool',
+  'Multinomial',
+  'RandomNormal',
+  'RandomNormalLike',
+  'RandomUniform',
+  'RandomUniformLike',
+  'RoiAlign',
+] as const;
 
 /** Rules by the opset version they convert INTO, then op type. */
 const RULES: Record<number, Record<string, Rule>> = {
@@ -327,6 +358,45 @@ const RULES: Record<number, Record<string, Rule>> = {
       }
       return 'scale/bias per channel';
     },
+  },
+  22: {
+    GlobalLpPool: (c) => {
+      // ORT 1.30 has no GlobalLpPool-22 kernel: the same norm over the spatial axes as a Reduce (keepdims)
+      const n = c.node;
+      const rank = n.input(0).shape?.length;
+      if (rank === undefined)
+        return c.fail('needs a known input rank to become a Reduce over the spatial axes');
+      const p = n.attrInt('p', 2);
+      const axes = ints(
+        c,
+        Array.from({ length: rank - 2 }, (_, i) => i + 2),
+      );
+      n.attrs.clear();
+      n.setAttr('keepdims', A.int(1));
+      if (p === 1 || p === 2) {
+        n.opType = p === 1 ? 'ReduceL1' : 'ReduceL2';
+        n.setInput(1, axes);
+        return `→ ReduceL${p}`;
+      }
+      const x = n.input(0);
+      const powed = c.e.op('Pow', [c.e.op('Abs', [x]), scalarLike(c, p)]);
+      const summed = c.e.op('ReduceSum', [powed, axes], { keepdims: A.int(1) });
+      n.attrs.clear();
+      n.opType = 'Pow';
+      n.setInput(0, summed);
+      n.setInput(1, scalarLike(c, 1 / p));
+      return '→ (ReduceSum |x|^p)^(1/p)';
+    },
+    // ops ONNX Runtime 1.30 (CPU) runs only at their pre-22 versions: the converted model would not load
+    ...Object.fromEntries(
+      NO_ORT_KERNEL_22.map((op) => [
+        op,
+        (c: RuleCtx) =>
+          c.fail(
+            `ONNX Runtime 1.30 has no ${op}-22 kernel (it runs ${op} only at opset 21 and below), so the model would not load after conversion; convert to --opset 21`,
+          ),
+      ]),
+    ),
   },
 };
 
