@@ -16,6 +16,7 @@ for (const [name, to] of [
   ['rec_op10', 13],
   ['cls_op9', 17],
   ['cls_op9', 21],
+  ['rec_op10', 26],
 ] as const)
   test(`convert ${name} --opset ${to}: same ORT outputs, valid at the new opset, rewrites in --json`, async () => {
     const src = join(OLD, `${name}.onnx`);
@@ -36,7 +37,7 @@ for (const [name, to] of [
 
 test('convert --opset below the model, or past the newest, exits 3 and writes nothing', () => {
   const src = join(OLD, 'rec_op10.onnx');
-  for (const to of ['9', '40']) {
+  for (const to of ['9', '27', '40']) {
     const out = join(dir, `bad_${to}.onnx`);
     const r = edgefit('convert', src, out, '--opset', to);
     assert.equal(r.code, 3, r.stderr);
