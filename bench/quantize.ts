@@ -8,9 +8,10 @@
 //           of FP32 and the default INT8 at batch 64, 1 and 2 threads — where the INT8 speed-up is won and lost.
 //   mlp, vit-t  INT4 (MatMulNBits, block 32, round-to-nearest and GPTQ) and dynamic INT8 against FP32.
 //   architectures  static INT8 of the torchvision exports and the DB-style text detector written by
-//           `/usr/bin/python3 bench/gen_torchvision.py` (bench/out/tv/; skipped with a note when missing): FP32,
-//           the placement before issue 17 and the default, SQNR, kernels, 1-thread latency measured interleaved,
-//           and `profile-family` lines — where each family's INT8 time goes (bench/quantize_arch.ts).
+//           `/usr/bin/python3 scripts/fixtures/gen_torchvision_models.py --preset bench` (bench/out/tv/; skipped
+//           with a note when missing): FP32, the placement before issue 17 and the default, SQNR, kernels,
+//           1-thread latency measured interleaved, and `profile-family` lines — where each family's INT8 time goes
+//           (bench/quantize_arch.ts).
 // With --models DIR holding trained exports (DIR/cnn-s.onnx from `torch_reference.py ptq --out DIR`, DIR/mlp.onnx
 // and DIR/vit-t.onnx from `scripts/fixtures/gen_quant_models.py --trained DIR`) the accuracy lines are meaningful;
 // without it the untrained torch fixture and builder models are used (same graphs, same timings).
@@ -242,7 +243,9 @@ export async function quantizeBench(o: {
   // ------------------------------------------------------------------------ architectures (issue 17)
   const tv = join('bench', 'out', 'tv');
   if (!existsSync(join(tv, 'models.json')))
-    o.log(`architectures skipped: ${tv} has no models (run /usr/bin/python3 bench/gen_torchvision.py)`);
+    o.log(
+      `architectures skipped: ${tv} has no models (run /usr/bin/python3 scripts/fixtures/gen_torchvision_models.py --preset bench)`,
+    );
   else
     await archBench({
       dir: tv,

@@ -1,5 +1,6 @@
 // Static INT8 on the architectures people deploy (issue 17): the torchvision exports and the DB-style text detector
-// of `bench/gen_torchvision.py` (random weights, written to bench/out/tv/). Per model:
+// of `scripts/fixtures/gen_torchvision_models.py --preset bench` (random weights, written to bench/out/tv/).
+// Per model:
 //   - FP32 (after the clean-up passes), INT8 with the placement before issue 17 (`before`: `placement: false`) and
 //     INT8 with the default placement, calibrated on Fashion-MNIST images resized to 64×64 (3 channels, ImageNet
 //     normalisation; the detector gets 5×5 mosaics of them, 320×320);
@@ -186,7 +187,9 @@ export async function archBench(o: {
   for (const name of o.only ?? ARCHS) {
     const src = join(o.dir, `${name}.onnx`);
     if (!existsSync(src)) {
-      o.log(`${name}: ${src} missing (run /usr/bin/python3 bench/gen_torchvision.py)`);
+      o.log(
+        `${name}: ${src} missing (run /usr/bin/python3 scripts/fixtures/gen_torchvision_models.py --preset bench)`,
+      );
       continue;
     }
     const det = name === 'dbnet';
@@ -304,7 +307,9 @@ if (process.argv[1]?.endsWith('quantize_arch.ts')) {
     },
   });
   if (!existsSync(values.dir))
-    throw new Error(`${values.dir} missing: run /usr/bin/python3 bench/gen_torchvision.py`);
+    throw new Error(
+      `${values.dir} missing: run /usr/bin/python3 scripts/fixtures/gen_torchvision_models.py --preset bench`,
+    );
   readFileSync(join(values.dir, 'models.json'));
   await archBench({
     dir: values.dir,

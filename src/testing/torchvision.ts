@@ -1,6 +1,7 @@
 // Torchvision exports for tests, generated at test time (they are too big to commit: resnet18 is 45 MB) by
-// scripts/fixtures/gen_torchvision_models.py into a cache folder keyed by the script's hash, so they are made once
-// per machine and remade when the script changes. Python with torch/torchvision is guaranteed in CI
+// scripts/fixtures/gen_torchvision_models.py (`--preset tests`; the same generator writes the benchmarks' exports
+// with `--preset bench`) into a cache folder keyed by the script's hash and arguments, so they are made once per
+// machine and remade when either changes. Python with torch/torchvision is guaranteed in CI
 // (scripts/setup-system.sh): there a missing interpreter fails the tests; elsewhere they are skipped with a reason.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,7 +21,10 @@ export const TORCHVISION_FAMILIES = [
   'mnasnet0_5',
 ] as const;
 
-const SCRIPT = join(REPO_ROOT, 'scripts', 'fixtures', 'gen_torchvision_models.py');
+/** The one torchvision exporter (tests and benchmarks). */
+export const TORCHVISION_SCRIPT = join(REPO_ROOT, 'scripts', 'fixtures', 'gen_torchvision_models.py');
+const SCRIPT = TORCHVISION_SCRIPT;
+const ARGS = ['--preset', 'tests', '--families', TORCHVISION_FAMILIES.join(',')];
 const PYTHON = '/usr/bin/python3';
 
 /**
@@ -28,7 +32,11 @@ const PYTHON = '/usr/bin/python3';
  * skip reason when python/torch is missing outside CI. Throws in CI when it cannot be made.
  */
 export function torchvisionModels(): { dir: string } | { skip: string } {
-  const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(readFileSync(SCRIPT))
+    .update(ARGS.join(' '))
+    .digest('hex')
+    .slice(0, 16);
   const root = join(REPO_ROOT, 'node_modules', '.cache', 'edgefit-torchvision');
   const dir = join(root, hash);
   if (existsSync(join(dir, 'done'))) return { dir };
@@ -42,7 +50,7 @@ export function torchvisionModels(): { dir: string } | { skip: string } {
   mkdirSync(root, { recursive: true });
   const tmp = join(root, `${hash}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  const r = spawnSync(PYTHON, [SCRIPT, tmp], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(PYTHON, [SCRIPT, ...ARGS, '--out', tmp], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0 || !existsSync(join(tmp, 'done'))) {
     rmSync(tmp, { recursive: true, force: true });
     throw new Error(`${SCRIPT} failed (exit ${r.status}):\n${r.stderr.slice(-2000)}`);
