@@ -12,6 +12,7 @@ import {
   dataRef,
   isBuiltin,
   resolveModel,
+  resolveRunnableModel,
   testDataRef,
   writeOutput,
   type DataArg,
@@ -50,7 +51,8 @@ export function planPruning(input: ModelArg): { groups: GroupReport[] } {
 }
 
 export async function prune(input: ModelArg, o: PruneApiOptions = {}): Promise<PruneOutcome> {
-  const { model, name } = resolveModel(input);
+  // a file ORT refuses is the user's input (exit 2/3 naming it), checked before anything runs
+  const { model, name } = await resolveRunnableModel(input);
   const seed = o.seed ?? 0;
   const evalRef = testDataRef(o.evalData, o.data, model, o.read, {
     ...(o.evalLimit !== undefined ? { limit: o.evalLimit } : {}),

@@ -74,6 +74,7 @@ const COMMANDS: { name: string; args: (f: string, out: string) => string[] }[] =
   { name: 'quantize --mode int4', args: (f, out) => ['quantize', f, out, '--mode', 'int4'] },
   { name: 'quantize --mode dynamic', args: (f, out) => ['quantize', f, out, '--mode', 'dynamic'] },
   { name: 'optimize', args: (f, out) => ['optimize', f, out] },
+  { name: 'prune', args: (f, out) => ['prune', f, out, '--ratio', '0.5'] },
 ];
 
 describe('models ONNX Runtime refuses: exit 2/3 naming the file and ORT reason, in every command', () => {
