@@ -81,7 +81,7 @@ export async function checkPrune(
 }
 
 /** The original with the removed heads' output-projection rows zeroed: what removing the heads must compute. */
-function zeroHeads(model: Model, kept: number[][]): Model {
+export function zeroHeads(model: Model, kept: number[][]): Model {
   const ref = model.clone();
   const { blocks } = findAttention(ref);
   blocks.forEach((b, i) => {

@@ -10,7 +10,8 @@ import { dropBlocks, findResidualBlocks } from './depth.js';
 import { findAttention, headMaskScores, pruneHeads } from './heads.js';
 import { calibrationBatches } from './importance.js';
 import { Tensor, type Model } from '../../ir/index.js';
-import { checkHeads } from '../../testing/prune.js';
+import { checkHeads, zeroHeads } from '../../testing/prune.js';
+import { maxAbsDiff } from '../../testing/fixtures.js';
 
 describe('attention heads', () => {
   it("the builder's vit-t: fused qkv, Reshape [N, T, 3, H, hd]", async () => {
@@ -18,6 +19,24 @@ describe('attention heads', () => {
     const w = r.model.graph.initializers.get('blocks.0.qkv.weight')!.const!;
     assert.deepEqual(w.dims, [64, 96]);
     assert.deepEqual(r.model.graph.initializers.get('blocks.0.proj.weight')!.const!.dims, [32, 64]);
+  });
+
+  it('removes heads again from a pruned model: 4 → 3 → 2 of the original heads (3 heads beside the q|k|v axis of 3)', async () => {
+    const model = buildModel('vit-t', { seed: 4 });
+    const a = await pruneHeads(model, { ratio: 0.25 });
+    const baseHeads = new Map(a.report.blocks.map((b) => [b.name, b.heads]));
+    assert.ok(a.report.blocks.every((b) => b.kept.length === 3));
+    const b = await pruneHeads(a.model, { ratio: 0.5, baseHeads });
+    assert.equal(b.report.skipped.length, 0, b.report.skipped.join('; '));
+    assert.ok(b.report.blocks.every((x) => x.heads === 3 && x.kept.length === 2));
+    // as indices of the original heads
+    const kept = b.report.blocks.map((x, i) => x.kept.map((j) => a.report.blocks[i]!.kept[j]!));
+    const feeds = randomFeeds(model, 5, 3);
+    const want = await runModel(zeroHeads(model, kept), feeds);
+    const got = await runModel(b.model, feeds);
+    assert.deepEqual(got.logits!.dims, [3, 10]);
+    assert.ok(maxAbsDiff(want.logits!.data, got.logits!.data) < 1e-4);
+    assert.deepEqual(b.model.graph.initializers.get('blocks.1.qkv.weight')!.const!.dims, [64, 96]);
   });
 
   it("torch's TransformerEncoderLayer export: in_proj + Slice, Reshape [T, N·H, hd] with computed shapes", async () => {

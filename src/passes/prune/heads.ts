@@ -173,24 +173,27 @@ function rewriteTarget(n: Node, b: AttentionBlock, H2: number): number[] | strin
   const o = n.output(0).shape;
   if (!s || !o) return 'unknown shapes';
   const E2 = H2 * b.headDim;
+  const copies = (i: number) =>
+    i < s.length && s[i] === o[i] && o[i] !== b.heads && o[i] !== b.embed && o[i] !== 3 * b.embed;
+  // the head axis: a dim equal to the head count that is not copied from the input; where the count also names
+  // another axis (3 heads next to the q|k|v axis of 3), the one followed by the head size
+  let heads = o.map((d, i) => (d === b.heads && !copies(i) ? i : -1)).filter((i) => i >= 0);
+  if (heads.length > 1) heads = heads.filter((i) => o[i + 1] === b.headDim);
+  if (heads.length > 1) return `the head count ${b.heads} appears twice in [${o.join(', ')}]`;
   let minus = false;
   const t: number[] = [];
-  let hits = 0;
   for (let i = 0; i < o.length; i++) {
     const d: Dim = o[i]!;
-    if (i < s.length && s[i] === d && d !== b.heads && d !== b.embed && d !== 3 * b.embed) t.push(0);
+    if (copies(i)) t.push(0);
     else if (typeof d !== 'number') {
       if (minus) return `two computed dims in [${o.join(', ')}]`;
       minus = true;
       t.push(-1);
     } else if (d === 3 * b.embed) t.push(3 * E2);
     else if (d === b.embed) t.push(E2);
-    else if (d === b.heads) {
-      hits++;
-      t.push(H2);
-    } else t.push(d);
+    else if (i === heads[0]) t.push(H2);
+    else t.push(d);
   }
-  if (hits > 1) return `the head count ${b.heads} appears twice in [${o.join(', ')}]`;
   return t;
 }
 
@@ -201,8 +204,10 @@ export interface HeadsReport {
 }
 
 export interface HeadsOptions {
-  /** Fraction of each block's heads to remove. */
+  /** Fraction of each block's heads to remove (of `baseHeads` where it names the block). */
   ratio: number;
+  /** Original head count per block (by its Softmax's label): iterative schedules remove a fraction of those. */
+  baseHeads?: ReadonlyMap<string, number>;
   importance?: ImportanceKind;
   data?: CalibrationData;
   batches?: number;
@@ -302,9 +307,11 @@ export async function pruneHeads(
   if (opts.importance === 'taylor' && !opts.data)
     throw new InputError('prune-data', 'Head-mask importance needs labelled data', { value: 'data' });
   const scores = useMask ? await headMaskScores(m, blocks, opts) : blocks.map(magnitudeScores);
-  const keep = blocks.map((b, i) =>
-    topK(Float64Array.from(scores[i]!), Math.max(1, Math.round(b.heads * (1 - opts.ratio)))),
-  );
+  const keep = blocks.map((b, i) => {
+    const base = opts.baseHeads?.get(b.name) ?? b.heads;
+    const n = Math.min(b.heads, Math.max(1, Math.round(base * (1 - opts.ratio))));
+    return topK(Float64Array.from(scores[i]!), n);
+  });
   const problems = removeHeads(m, blocks, keep);
   for (const n of m.graph.nodes)
     for (const o of n.outputs) if (o && !m.graph.outputs.includes(o)) o.type = undefined;

@@ -4,12 +4,12 @@ import { Tensor, type Model } from '../../ir/index.js';
 import { buildModel } from '../../models/index.js';
 import '../../ops/index.js';
 import { runModel } from '../../runtime/index.js';
-import { prng } from '../../testing/fixtures.js';
+import { maxAbsDiff, prng } from '../../testing/fixtures.js';
 import type { TrainData } from '../../train/trainer.js';
 import { keptIndices } from './apply.js';
 import { analyzeDependencies } from './deps.js';
 import { calibrationBatches, taylorScores } from './importance.js';
-import { prune } from './prune.js';
+import { prune, type PruneStep } from './prune.js';
 
 function randomData(n: number, seed: number): TrainData {
   const r = prng(seed);
@@ -128,5 +128,54 @@ describe('the iterative schedule', () => {
     assert.equal(high.report.stoppedBecause, 'accuracy-floor');
     assert.equal(high.report.bestStep, 0);
     assert.equal(high.report.paramsAfter, high.report.paramsBefore);
+  });
+
+  it('removes heads step by step (ratio of the original heads), reporting original head indices', async () => {
+    const model = buildModel('vit-t', { seed: 4 });
+    const data = randomData(64, 3);
+    const r = await prune(
+      model,
+      { ratio: 0, heads: 0.5, step: 0.25, finetuneSteps: 1, finetuneBatch: 16 },
+      { train: data, val: data },
+    );
+    assert.equal(r.report.steps.length, 3);
+    assert.equal(r.report.stoppedBecause, 'ratio');
+    const [s0, s1, s2] = r.report.steps as [PruneStep, PruneStep, PruneStep];
+    assert.ok(s0.params > s1.params && s1.params > s2.params, `${s0.params} > ${s1.params} > ${s2.params}`);
+    for (const b of r.report.heads!.blocks) {
+      assert.equal(b.heads, 4);
+      assert.equal(b.kept.length, 2);
+      assert.ok(b.kept.every((h) => h >= 0 && h < 4));
+      assert.equal(b.scores.length, 4);
+    }
+    assert.deepEqual(r.model.graph.initializers.get('blocks.0.qkv.weight')!.const!.dims, [64, 96]);
+  });
+
+  it('distils from the unpruned model while fine-tuning: with α = 0 the labels do not matter', async () => {
+    const model = buildModel('mlp', { seed: 2 });
+    const data = randomData(64, 4);
+    const shuffled = { ...data, y: BigInt64Array.from(data.y, (v) => (v + 3n) % 10n) };
+    const x = { input: { dtype: 'float32' as const, dims: [4, 1, 28, 28], data: data.x.slice(0, 4 * 784) } };
+    const run = async (d: TrainData, distill?: { alpha: number }) => {
+      const r = await prune(
+        model,
+        {
+          ratio: 0.25,
+          step: 0.25,
+          finetuneSteps: 3,
+          finetuneBatch: 16,
+          lr: 0.05,
+          ...(distill ? { distill } : {}),
+        },
+        { train: d },
+      );
+      return (await runModel(r.model, x)).logits!.data as Float32Array;
+    };
+    const kd = [await run(data, { alpha: 0 }), await run(shuffled, { alpha: 0 })];
+    assert.ok(maxAbsDiff(kd[0]!, kd[1]!) <= 1e-6, 'pure distillation ignores the labels');
+    const ce = [await run(data), await run(shuffled)];
+    assert.ok(maxAbsDiff(ce[0]!, ce[1]!) > 1e-4, 'cross-entropy fine-tuning reads the labels');
+    assert.ok(maxAbsDiff(kd[0]!, ce[0]!) > 1e-4, 'the distillation loss is a different loss');
+    await assert.rejects(prune(model, { ratio: 0.25, distill: {} }, { train: data }), /needs fine-tuning/);
   });
 });

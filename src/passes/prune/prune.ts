@@ -8,7 +8,7 @@ import { evaluate } from '../../eval/evaluate.js';
 import type { Model } from '../../ir/index.js';
 import { type HostTensor, medianRunMs, Session } from '../../runtime/index.js';
 import { summarize } from '../../summary/summary.js';
-import { train, type TrainData } from '../../train/trainer.js';
+import { train, type TrainData, type TrainOptions } from '../../train/trainer.js';
 import type { OptimizerSpec } from '../../train/types.js';
 import { dropBlocks, type DepthReport } from './depth.js';
 import { pruneHeads, type HeadsReport } from './heads.js';
@@ -40,7 +40,10 @@ export interface PruneOptions {
   scope?: 'layer' | 'global';
   minChannels?: number;
   roundTo?: number;
-  /** Fraction of attention heads to remove (in the first step). */
+  /**
+   * Fraction of the attention heads of every block to remove. Iterative schedules reach it step by step like `ratio`
+   * (step k removes up to min(heads, k · step) of the original heads); a single step removes it at once.
+   */
   heads?: number;
   /** Residual blocks to drop (in the first step). */
   depth?: number;
@@ -49,8 +52,16 @@ export interface PruneOptions {
   /** Fine-tuning steps after each pruning step (default 0: no training). */
   finetuneSteps?: number;
   finetuneBatch?: number;
+  /** Peak fine-tuning learning rate (default 0.01); cosine to 0 over each step's fine-tuning. */
   lr?: number;
+  /** Linear learning-rate warm-up over the first N fine-tuning steps of each step (default 0). */
+  warmup?: number;
   optimizer?: OptimizerSpec;
+  /**
+   * Knowledge distillation from the unpruned input model while fine-tuning: loss α·CE(labels) + (1 − α)·T²·KL of
+   * the temperature-T softmaxes (the distillation loss of src/distill). Default T 4, α 0.5.
+   */
+  distill?: { temperature?: number; alpha?: number };
   /** Accuracy floor (0–1): a step below it ends the schedule, and the model before it is returned. */
   minAccuracy?: number;
   /** Calibration batches for taylor / head-mask / block importance (default 4 of 32 rows). */
@@ -185,6 +196,75 @@ function checkOptions(o: PruneOptions, data: PruneData): void {
     throw new InputError('prune-data', 'An accuracy floor needs labelled validation data', { value: 'data' });
   if (o.importance === 'taylor' && !data.train)
     throw new InputError('prune-data', 'Taylor importance needs labelled data', { value: 'data' });
+  if (o.warmup !== undefined && !(Number.isInteger(o.warmup) && o.warmup >= 0))
+    throw new InputError('prune-warmup', `warmup must be a whole number ≥ 0: got ${o.warmup}`, {
+      value: 'warmup',
+    });
+  if (o.distill) {
+    if (!((o.finetuneSteps ?? 0) > 0))
+      throw new InputError('prune-distill', 'Distillation while pruning needs fine-tuning steps', {
+        value: 'distill',
+      });
+    const { temperature: t, alpha: a } = o.distill;
+    if (t !== undefined && !(t > 0 && Number.isFinite(t)))
+      throw new InputError('prune-distill', `distillation temperature must be > 0: got ${t}`, {
+        value: 'temperature',
+      });
+    if (a !== undefined && !(a >= 0 && a <= 1))
+      throw new InputError(
+        'prune-distill',
+        `distillation alpha (the CE weight) must be in [0, 1]: got ${a}`,
+        {
+          value: 'alpha',
+        },
+      );
+  }
+}
+
+/** A hook feeding the unpruned model's logits of each fine-tuning batch as `teacher_logits` (distillation). */
+async function teacherInputs(
+  teacher: Model,
+  rowShape: readonly number[],
+  threads: number | undefined,
+): Promise<{
+  extraInputs: NonNullable<NonNullable<TrainOptions['hooks']>['extraInputs']>;
+  release: () => Promise<void>;
+}> {
+  const input = teacher.graph.inputs.find((v) => !v.const)!.name;
+  const output = teacher.graph.outputs[0]!.name;
+  const s = await Session.create(teacher, { threads, label: 'teacher (the unpruned model)' });
+  return {
+    extraInputs: async (_indices, batch) => {
+      const r = await s.run(
+        {
+          [input]: {
+            dtype: 'float32',
+            dims: [batch.n, ...rowShape],
+            data: batch.x.slice(0, batch.n * rowShape.reduce((a, b) => a * b, 1)),
+          },
+        },
+        [output],
+      );
+      return { teacher_logits: r[output]! };
+    },
+    release: () => s.release(),
+  };
+}
+
+/** The heads report of successive steps: kept heads as indices of the original heads, scores of the latest step. */
+function mergeHeads(prev: HeadsReport | undefined, cur: HeadsReport): HeadsReport {
+  if (!prev) return cur;
+  return {
+    ...cur,
+    skipped: [...new Set([...prev.skipped, ...cur.skipped])],
+    blocks: cur.blocks.map((b) => {
+      const p = prev.blocks.find((x) => x.name === b.name);
+      if (!p) return b;
+      const scores = [...p.scores];
+      b.scores.forEach((v, j) => (scores[p.kept[j]!] = v));
+      return { name: b.name, heads: p.heads, kept: b.kept.map((j) => p.kept[j]!), scores };
+    }),
+  };
 }
 
 /** Structured pruning of `model`: channels (and heads, blocks), optionally iterative with fine-tuning. */
@@ -237,6 +317,9 @@ export async function prune(
   let stoppedBecause: PruneReport['stoppedBecause'] = 'ratio';
   let ratio = 0;
   let prevParams = before.params;
+  // heads: original count per attention block (by its Softmax's label), and the fraction removed so far
+  const baseHeads = new Map<string, number>();
+  let headsDone = 0;
   for (let k = 1; ; k++) {
     if (hasTarget && targetMet(best.m, opts) && k > 1) {
       stoppedBecause = 'target';
@@ -244,10 +327,17 @@ export async function prune(
     }
     ratio = Math.min(finalRatio, Math.round(k * stepSize * 1e6) / 1e6);
     let next = current;
-    if (k === 1 && opts.heads) {
-      const h = await pruneHeads(next, { ratio: opts.heads, importance, ...calib });
+    const headRatio = !opts.heads
+      ? 0
+      : iterative
+        ? Math.min(opts.heads, Math.round(k * stepSize * 1e6) / 1e6)
+        : opts.heads;
+    if (opts.heads && headRatio > headsDone) {
+      const h = await pruneHeads(next, { ratio: headRatio, importance, baseHeads, ...calib });
       next = h.model;
-      heads = h.report;
+      heads = mergeHeads(heads, h.report);
+      for (const b of h.report.blocks) if (!baseHeads.has(b.name)) baseHeads.set(b.name, b.heads);
+      headsDone = headRatio;
     }
     if (k === 1 && opts.depth) {
       const d = await dropBlocks(next, { count: opts.depth, importance, ...calib });
@@ -268,16 +358,31 @@ export async function prune(
     if ((opts.finetuneSteps ?? 0) > 0) {
       const bs = opts.finetuneBatch ?? 64;
       const rows = sampleRows(data.train!, opts.finetuneSteps! * bs, (opts.seed ?? 0) + k);
-      const t = await train(next, {
-        data: rows,
-        epochs: 1,
-        batchSize: bs,
-        optimizer: opts.optimizer ?? { kind: 'sgd', momentum: 0.9 },
-        lr: { kind: 'cosine', lr: opts.lr ?? 0.01 },
-        seed: (opts.seed ?? 0) + k,
-        run: { threads: opts.threads },
-      });
-      next = t.model;
+      const kd = opts.distill ? await teacherInputs(model, rows.inputShape, opts.threads) : undefined;
+      try {
+        const t = await train(next, {
+          data: rows,
+          epochs: 1,
+          batchSize: bs,
+          optimizer: opts.optimizer ?? { kind: 'sgd', momentum: 0.9 },
+          lr: { kind: 'cosine', lr: opts.lr ?? 0.01, ...(opts.warmup ? { warmup: opts.warmup } : {}) },
+          seed: (opts.seed ?? 0) + k,
+          run: { threads: opts.threads },
+          ...(kd
+            ? {
+                loss: {
+                  kind: 'distill' as const,
+                  temperature: opts.distill!.temperature ?? 4,
+                  alpha: 1 - (opts.distill!.alpha ?? 0.5),
+                },
+                hooks: { extraInputs: kd.extraInputs },
+              }
+            : {}),
+        });
+        next = t.model;
+      } finally {
+        await kd?.release();
+      }
     }
     const m = await measure(next, opts, data);
     const holds = opts.minAccuracy === undefined || m.accuracy! >= opts.minAccuracy;
@@ -297,7 +402,7 @@ export async function prune(
       stoppedBecause = 'target';
       break;
     }
-    if (ratio >= finalRatio) {
+    if (ratio >= finalRatio && headsDone >= (opts.heads ?? 0)) {
       stoppedBecause = hasTarget ? 'no-progress' : 'ratio';
       break;
     }
