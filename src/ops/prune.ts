@@ -4,7 +4,8 @@
 import { A, Tensor } from '../ir/index.js';
 import type { Dim } from '../ir/index.js';
 import { constOf } from './const.js';
-import type { ChannelLayout, PruneCtx, PruneRule } from './registry.js';
+import type { Node } from '../ir/index.js';
+import type { ChannelLayout, PruneCtx, PruneRule, TracedAxis } from './registry.js';
 
 // ---------------------------------------------------------------- layout arithmetic
 
@@ -159,12 +160,26 @@ export const pruneConv: PruneRule = (node, p) => {
     p.onPrune((kept) => node.setAttr('group', A.int(kept(t.layout))));
     return;
   }
-  const why = `grouped ${node.opType} (group=${group})`;
-  if (t) p.block(t.layout, why);
+  // grouped: output channel o of conv group k = ⌊o / (O/G)⌋ reads input channels k·(C/G) … through weight column
+  // o, input channel k·(C/G) + i through weight column i. Slicing the weight per axis keeps the same columns i (and
+  // rows j of every group's O/G) in every group: input channels couple across the conv groups, output channels too.
+  if (!isNum(C) || C !== w[1] * group || O % group !== 0)
+    return blockAll(p, `grouped ${node.opType} (group=${group}) of unknown or inconsistent channel counts`);
+  if (t) {
+    p.coupleChunks(t.layout, group);
+    p.slice(1, 1, t.layout.length ? firstChunk(t.layout, group) : t.layout);
+  }
   const g = p.newGroup(O);
-  p.block(g, why);
+  p.coupleChunks(g, group);
+  p.slice(1, 0, g);
+  if (bias > 0) p.slice(bias, 0, g);
   p.setOutput(0, 1, g);
 };
+
+/** The first of `parts` equal chunks of a layout (the channels one conv group reads). */
+function firstChunk(l: ChannelLayout, parts: number): ChannelLayout {
+  return sliceLayout(l, 0, layoutLength(l) / parts) ?? l;
+}
 
 /** ConvTranspose with group 1: weight [C_in, C_out, k…]. */
 export const pruneConvTranspose: PruneRule = (node, p) => {
@@ -309,6 +324,17 @@ export const pruneReshape: PruneRule = (node, p) => {
   const s = p.inShape(0);
   const o = p.outShape(0);
   if (!s || !o) return p.block(t.layout, 'Reshape with an unknown shape');
+  if (t.split) return mergeSplit(node, p, t, s, o);
+  const split = splitChannels(t, s, o);
+  if (split) {
+    // [.., C, ..] → [.., g, C/g, ..] (the first half of a channel shuffle): every row of C/g keeps the same channels
+    const target = p.constInts(1);
+    if (!target) return p.block(t.layout, 'Reshape of the channels into rows to a computed shape');
+    p.coupleChunks(t.layout, split);
+    p.setOutput(0, t.axis, t.layout, split);
+    p.onPrune((kept) => rewriteTarget(node, t.axis + 1, kept(t.layout) / split));
+    return;
+  }
   const lead = prod(s.slice(0, t.axis));
   const C = s[t.axis];
   let j = 0;
@@ -333,17 +359,47 @@ export const pruneReshape: PruneRule = (node, p) => {
   const target = p.constInts(1);
   if (!target && node.inputs[1]) return p.block(t.layout, `Reshape to a computed shape`);
   p.setOutput(0, j, layout);
-  p.onPrune((kept) => {
-    const tgt = constOf(node.inputs[1])?.toNumbers();
-    if (!tgt || !(tgt[j]! > 0)) return;
-    tgt[j] = kept(layout);
-    const g = node.graph;
-    node.setInput(
-      1,
-      g.addInitializer(g.uniqueName(`${node.label}/shape`), Tensor.from('int64', [tgt.length], tgt)),
-    );
-  });
+  p.onPrune((kept) => rewriteTarget(node, j, kept(layout)));
 };
+
+/** Write `n` at position `j` of a Reshape's constant target (a literal size; 0 and -1 stay). */
+function rewriteTarget(node: Node, j: number, n: number): void {
+  const tgt = constOf(node.inputs[1])?.toNumbers();
+  if (!tgt || !(tgt[j]! > 0)) return;
+  tgt[j] = n;
+  const g = node.graph;
+  node.setInput(
+    1,
+    g.addInitializer(g.uniqueName(`${node.label}/shape`), Tensor.from('int64', [tgt.length], tgt)),
+  );
+}
+
+/** Rows g when a Reshape splits the channel axis alone into [g, C/g] (the other dims unchanged), else undefined. */
+function splitChannels(t: TracedAxis, s: Dim[], o: Dim[]): number | undefined {
+  const a = t.axis;
+  const C = s[a];
+  const [g, c] = [o[a], o[a + 1]];
+  if (o.length !== s.length + 1 || !isNum(C) || !isNum(g) || !isNum(c) || g * c !== C || g < 2)
+    return undefined;
+  for (let i = 0; i < s.length; i++)
+    if (i !== a && (i < a ? o[i] : o[i + 1]) !== s[i] && isNum(s[i])) return undefined;
+  return g;
+}
+
+/** A Reshape of a split channel axis: merging the two axes back gives the (possibly permuted) channels. */
+function mergeSplit(node: Node, p: PruneCtx, t: TracedAxis, s: Dim[], o: Dim[]): void {
+  const a = t.axis;
+  const n = layoutLength(t.layout);
+  const same = (i: number) => (i < a ? o[i] === s[i] || !isNum(s[i]) : o[i] === s[i + 1]);
+  if (o.length !== s.length - 1 || !(o[a] === n) || !o.every((_, i) => i === a || same(i)))
+    return p.block(
+      t.layout,
+      `Reshape of the channels split into [${t.split}, ${n / t.split!}] into [${o.join(', ')}]`,
+    );
+  if (!p.constInts(1)) return p.block(t.layout, 'Reshape of split channels to a computed shape');
+  p.setOutput(0, a, t.layout);
+  p.onPrune((kept) => rewriteTarget(node, a, kept(t.layout)));
+}
 
 export const pruneTranspose: PruneRule = (node, p) => {
   const t = p.traced(0);
@@ -351,7 +407,83 @@ export const pruneTranspose: PruneRule = (node, p) => {
   const r = p.inShape(0)?.length;
   if (r === undefined) return p.block(t.layout, 'Transpose of unknown rank');
   const perm = node.attrInts('perm') ?? Array.from({ length: r }, (_, i) => r - 1 - i);
-  p.setOutput(0, perm.indexOf(t.axis), t.layout);
+  const j = perm.indexOf(t.axis);
+  if (!t.split) return p.setOutput(0, j, t.layout);
+  // split channels [g, C/g]: kept in order, or swapped — the channel shuffle: element b·g + a ← a·(C/g) + b
+  if (perm[j + 1] === t.axis + 1) return p.setOutput(0, j, t.layout, t.split);
+  const k = perm.indexOf(t.axis + 1);
+  if (perm[k + 1] !== t.axis) return p.block(t.layout, 'Transpose separates the split channel axes');
+  const g = t.split;
+  const cg = layoutLength(t.layout) / g;
+  const out: ChannelLayout = [];
+  for (let b = 0; b < cg; b++)
+    for (let a = 0; a < g; a++) {
+      const e = sliceLayout(t.layout, a * cg + b, a * cg + b + 1);
+      if (!e) return p.block(t.layout, 'Transpose of split channels that repeat inside a block');
+      out.push(...e);
+    }
+  p.setOutput(0, k, out, cg);
+};
+
+/** Slice: on another axis the channels pass; on the channel axis (step 1, constant bounds) the layout is cut. */
+export const pruneSlice: PruneRule = (node, p) => {
+  const t = p.traced(0);
+  for (let i = 1; i < node.inputs.length; i++) {
+    const b = p.traced(i);
+    if (b) p.block(b.layout, 'Slice bounds computed from channels');
+  }
+  if (!t) return;
+  const r = p.inShape(0)?.length;
+  if (r === undefined) return p.block(t.layout, 'Slice of unknown rank');
+  const attrs = node.inputs.length < 3;
+  const starts = attrs ? node.attrInts('starts') : p.constInts(1);
+  const ends = attrs ? node.attrInts('ends') : p.constInts(2);
+  const axes =
+    (attrs ? node.attrInts('axes') : node.inputs[3] ? p.constInts(3) : undefined) ??
+    (starts ? starts.map((_, i) => i) : undefined);
+  const steps = attrs || !node.inputs[4] ? starts?.map(() => 1) : p.constInts(4);
+  if (!starts || !ends || !axes || !steps) return p.block(t.layout, 'Slice with computed bounds');
+  const k = axes.findIndex((a) => normAxis(a, r) === t.axis);
+  if (k < 0) return p.setOutput(0, t.axis, t.layout);
+  if (steps[k] !== 1) return p.block(t.layout, 'Slice with a step along the channel axis');
+  const n = layoutLength(t.layout);
+  const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+  const from = clamp(starts[k]!);
+  const to = Math.max(from, clamp(ends[k]!));
+  const before = sliceLayout(t.layout, 0, from);
+  const part = sliceLayout(t.layout, from, to);
+  if (!before || !part) return p.block(t.layout, 'Slice cuts inside a channel block');
+  p.setOutput(0, t.axis, part);
+  p.keepOne(part);
+  p.onPrune((kept) => {
+    const a = kept(before);
+    const b = a + kept(part);
+    if (attrs) {
+      const s2 = [...starts];
+      const e2 = [...ends];
+      s2[k] = a;
+      e2[k] = b;
+      node.setAttr('starts', A.ints(s2));
+      node.setAttr('ends', A.ints(e2));
+      return;
+    }
+    const g = node.graph;
+    for (const [i, v] of [
+      [1, a],
+      [2, b],
+    ] as const) {
+      const cur = constOf(node.inputs[i])!;
+      const vals = cur.toNumbers();
+      vals[k] = v;
+      node.setInput(
+        i,
+        g.addInitializer(
+          g.uniqueName(`${node.label}/${i === 1 ? 'starts' : 'ends'}`),
+          Tensor.from(cur.dtype as 'int64', [vals.length], vals),
+        ),
+      );
+    }
+  });
 };
 
 /** Reductions over axes other than the channel axis keep the channels (ReduceMean over H, W or tokens). */

@@ -120,6 +120,12 @@ export type ChannelLayout = ChannelSegment[];
 export interface TracedAxis {
   axis: number;
   layout: ChannelLayout;
+  /**
+   * The channel axis split in two: axes `axis` and `axis + 1` of sizes [split, C / split] carry `layout` in row-major
+   * order (a Reshape of the channels into [g, C/g], on the way to a channel shuffle). Only rules of entries with
+   * `pruneSplit` see such inputs; every other op blocks them.
+   */
+  split?: number;
 }
 
 /**
@@ -137,14 +143,21 @@ export interface PruneCtx {
   isConst(i: number): boolean;
   /** Integer elements of a constant input. */
   constInts(i: number): number[] | undefined;
-  /** Output i carries these channels on `axis`. */
-  setOutput(i: number, axis: number, layout: ChannelLayout): void;
+  /** Output i carries these channels on `axis` (split: on `axis` and `axis + 1`, see TracedAxis.split). */
+  setOutput(i: number, axis: number, layout: ChannelLayout, split?: number): void;
   /** A new group of `size` channels produced here (a Conv's or Linear's output channels). */
   newGroup(size: number): ChannelLayout;
   /** Slice constant input i along `axis` as `layout` is pruned (weights, biases, BN statistics); blocks when not constant. */
   slice(i: number, axis: number, layout: ChannelLayout): void;
   /** These layouts must be pruned alike (residual Add, SE Mul); blocks them when their structure differs. */
   couple(a: ChannelLayout, b: ChannelLayout): void;
+  /**
+   * Cut `layout` into `parts` equal chunks: channel i of every chunk is pruned with channel i of the first (the
+   * groups of a grouped Conv, the rows of a channel shuffle), so every chunk keeps the same channels and count.
+   */
+  coupleChunks(layout: ChannelLayout, parts: number): void;
+  /** At least one channel of this layout must stay (a part cut out by a Slice: a zero-width tensor is no model). */
+  keepOne(layout: ChannelLayout): void;
   /** These channels cannot be pruned, because … */
   block(layout: ChannelLayout, reason: string): void;
   /** Called after pruning with the kept length of a layout: update attributes and shape constants. */
@@ -186,6 +199,8 @@ export interface OpEntry {
   grad?(node: Node, g: GradCtx): (Value | null)[];
   /** Structured pruning: how channels flow through the op (src/ops/prune.ts has the common rules). */
   prune?: PruneRule;
+  /** The prune rule maps a channel axis split in two (TracedAxis.split): Reshape and Transpose of a channel shuffle. */
+  pruneSplit?: boolean;
   /** Quantizable inputs: ops with integer kernels in ORT (QLinearConv, QGemm, MatMulIntegerToFloat). */
   quant?: QuantSpec;
   /**

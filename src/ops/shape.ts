@@ -27,6 +27,7 @@ import {
   pruneReads,
   pruneReshape,
   pruneSplit,
+  pruneSlice,
   pruneSqueeze,
   pruneTranspose,
 } from './prune.js';
@@ -64,6 +65,7 @@ function reshapeTarget(node: Node, ctx: InferCtx): { target: SymValue | undefine
 register({
   type: 'Reshape',
   prune: pruneReshape,
+  pruneSplit: true,
   sinceVersion: [1, 5, 13, 14, 19, 21],
   quantPassThrough: 0,
   grad: reshapeBackGrad,
@@ -144,6 +146,7 @@ register({
 register({
   type: 'Transpose',
   prune: pruneTranspose,
+  pruneSplit: true,
   sinceVersion: [1, 13, 21],
   quantPassThrough: 0,
   grad: transposeGrad,
@@ -457,6 +460,7 @@ export function sliceLen(d: Dim, start: number, end: number, step: number): Dim 
 
 register({
   type: 'Slice',
+  prune: pruneSlice,
   sinceVersion: [1, 10, 11, 13],
   quantPassThrough: 0,
   grad: sliceGrad,

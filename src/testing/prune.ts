@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { Model } from '../ir/index.js';
 import { Tensor } from '../ir/index.js';
-import { applyPruning, keptIndices, type KeepMap } from '../passes/prune/apply.js';
+import { applyPruning, keepNonEmpty, keptIndices, type KeepMap } from '../passes/prune/apply.js';
 import { analyzeDependencies, type DependencyGraph } from '../passes/prune/deps.js';
 import { groupImportance } from '../passes/prune/importance.js';
 import { findAttention, pruneHeads } from '../passes/prune/heads.js';
@@ -63,6 +63,7 @@ export async function checkPrune(
     roundTo: 1,
     minChannels: 1,
   });
+  keepNonEmpty(deps, keep);
   const ref = zeroRemoved(model, deps, keep);
   const pruned = applyPruning(deps, keep);
   const feeds = opts.feeds ?? randomFeeds(model, 7, 2);

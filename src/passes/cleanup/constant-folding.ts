@@ -18,7 +18,7 @@ import type { Dim, Node, Tensor, Value } from '../../ir/index.js';
 import { createHash } from 'node:crypto';
 import { Graph, Model, Tensor as T, allGraphs } from '../../ir/index.js';
 import { RuntimeError, runModel, type HostTensor } from '../../runtime/index.js';
-import type { InferReport } from '../../ops/index.js';
+import { inferShapes, type InferReport } from '../../ops/index.js';
 import { definePass } from '../manager.js';
 import { cleanup } from '../rule.js';
 import {
@@ -130,6 +130,23 @@ function foldShapeValues(m: Model, shapes: InferReport, st: Stats): boolean {
       else if (isOp(n, 'Expand')) changed = expandTarget(n, shapes, st) || changed;
     }
   }
+  return changed;
+}
+
+/**
+ * Step 1 alone, synchronously and in place (no ORT): shape computations known from shape inference become
+ * constants, Reshape/Expand targets constant up to symbolic dims. Whether anything changed. Structured pruning
+ * runs it first, so that exporters' Shape → Gather chains (chunk bounds, shuffle targets) are sizes it can rewrite.
+ */
+export function foldStaticShapes(m: Model): boolean {
+  let shapes: InferReport;
+  try {
+    shapes = inferShapes(m, { strict: false });
+  } catch {
+    return false;
+  }
+  const changed = foldShapeValues(m, shapes, { notes: [], findings: [], counts: {} });
+  if (changed) cleanup(m);
   return changed;
 }
 

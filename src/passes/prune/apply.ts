@@ -58,12 +58,34 @@ export function gatherAxis(t: Tensor, axis: number, indices: readonly number[]):
 }
 
 /**
+ * Where a choice leaves a layout that must keep a channel (deps.keepOne: a Slice's part) empty, keep its first
+ * channel too (with the channels of its period), in `keep` itself.
+ */
+export function keepNonEmpty(deps: DependencyGraph, keep: KeepMap): void {
+  for (const l of deps.keepOne) {
+    if (!l.length || keptIndices(deps, l, keep).length) continue;
+    const s = l[0]!;
+    const r = deps.find(s.group);
+    const kept = keep.get(r);
+    if (!kept) continue;
+    const grp = deps.group(r);
+    const add = new Set(kept);
+    for (let c = s.start % grp.period; c < grp.size; c += grp.period) add.add(c);
+    keep.set(
+      r,
+      [...add].sort((a, b) => a - b),
+    );
+  }
+}
+
+/**
  * Prune `deps.model` in place to the kept channels and return it. Refuses (InternalError) when a constant shared by
  * two readers would be sliced two different ways.
  */
 export function applyPruning(deps: DependencyGraph, keep: KeepMap): Model {
   const m = deps.model;
   const g = m.graph;
+  keepNonEmpty(deps, keep);
   for (const [id, kept] of keep) {
     const grp = deps.group(id);
     if (!grp.prunable && kept.length !== grp.size)

@@ -11,9 +11,11 @@ import {
   constOf,
   layoutLength,
   lookup,
+  sliceLayout,
   type PruneCtx,
   type TracedAxis,
 } from '../../ops/index.js';
+import { foldStaticShapes } from '../cleanup/constant-folding.js';
 import { tryInferShapes } from '../util.js';
 
 /** A constant input the pass slices along one axis as the groups of `layout` are pruned. */
@@ -33,6 +35,11 @@ export interface PruneGroup {
   id: number;
   /** Channels in the group. */
   size: number;
+  /**
+   * Channels c and c + period are kept or removed together (grouped convolutions, channel shuffles): the group is
+   * pruned as `size / period` repeats of the same choice. Equal to `size` when unconstrained.
+   */
+  period: number;
   /** Nodes whose outputs create the channels. */
   producers: string[];
   /** Blocked groups are never pruned; `reasons` says why. */
@@ -50,7 +57,14 @@ export interface DependencyGraph {
   find(id: number): number;
   group(id: number): PruneGroup;
   slices: SliceMember[];
+  /** Layouts that must keep at least one channel (applyPruning adds one when a choice empties them). */
+  keepOne: ChannelLayout[];
   fixes: ((kept: (l: ChannelLayout) => number) => void)[];
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }
 
 class UnionFind {
@@ -94,18 +108,39 @@ export function unshareConstants(m: Model): void {
 export function analyzeDependencies(model: Model): DependencyGraph {
   const m = model.clone();
   const g = m.graph;
+  foldStaticShapes(m);
   unshareConstants(m);
   g.toposort();
   tryInferShapes(m);
   const uf = new UnionFind();
   const sizes: number[] = [];
+  // per group: its channels repeat their pruning choice every `period` channels (the size when unconstrained)
+  const period: number[] = [];
   const producers: string[][] = [];
   const reasons: string[][] = [];
   const traced = new Map<Value, TracedAxis>();
   const slices: SliceMember[] = [];
   const fixes: DependencyGraph['fixes'] = [];
+  const keepOne: ChannelLayout[] = [];
 
-  const block = (l: ChannelLayout, reason: string) => {
+  // a group whose channel i is pruned with element i of another layout (a fresh branch concatenated beside shuffled
+  // channels): resolved into that layout wherever it appears
+  const alias = new Map<number, ChannelLayout>();
+  const merged = new Set<number>();
+  const resolve = (l: ChannelLayout): ChannelLayout => {
+    if (!alias.size || !l.some((s) => alias.has(s.group))) return l;
+    const out: ChannelLayout = [];
+    for (const s of l) {
+      const a = alias.get(s.group);
+      if (!a) out.push(s);
+      else
+        for (const x of resolve(sliceLayout(a, s.start, s.start + s.count)!))
+          out.push({ ...x, inner: x.inner * s.inner });
+    }
+    return out;
+  };
+  const block = (layout: ChannelLayout, reason: string) => {
+    const l = resolve(layout);
     for (const s of l) {
       const r = reasons[uf.find(s.group)]!;
       if (!r.includes(reason)) r.push(reason);
@@ -116,10 +151,29 @@ export function analyzeDependencies(model: Model): DependencyGraph {
     const rb = uf.find(b);
     if (ra === rb) return;
     uf.parent[rb] = ra;
+    merged.add(ra);
+    period[ra] = gcd(period[ra]!, period[rb]!);
     producers[ra]!.push(...producers[rb]!);
     for (const r of reasons[rb]!) if (!reasons[ra]!.includes(r)) reasons[ra]!.push(r);
   };
-  const couple = (a: ChannelLayout, b: ChannelLayout, where: string) => {
+  /** A whole group nothing else constrains yet (no merges, no period): it may become an alias. */
+  const fresh = (l: ChannelLayout): number | undefined => {
+    const s = l.length === 1 ? l[0]! : undefined;
+    if (!s || s.start !== 0 || s.inner !== 1 || s.count !== sizes[s.group]) return undefined;
+    const g = s.group;
+    return uf.find(g) === g && !merged.has(g) && period[g] === sizes[g] && !alias.has(g) ? g : undefined;
+  };
+  const aliasTo = (g: number, l: ChannelLayout): boolean => {
+    if (l.some((s) => s.inner !== 1 || uf.find(s.group) === g) || layoutLength(l) !== sizes[g]) return false;
+    alias.set(g, l);
+    for (const r of reasons[g]!) block(l, r);
+    const first = uf.find(l[0]!.group);
+    producers[first]!.push(...producers[g]!);
+    return true;
+  };
+  const couple = (a0: ChannelLayout, b0: ChannelLayout, where: string) => {
+    const a = resolve(a0);
+    const b = resolve(b0);
     const ok =
       a.length === b.length &&
       a.every((s, i) => {
@@ -129,6 +183,11 @@ export function analyzeDependencies(model: Model): DependencyGraph {
         return s.start === 0 && t.start === 0 && sizes[s.group] === s.count && sizes[t.group] === t.count;
       });
     if (!ok) {
+      // element-wise: a fresh group takes the other side's channels one by one
+      const fb = fresh(b);
+      if (fb !== undefined && aliasTo(fb, a)) return;
+      const fa = fresh(a);
+      if (fa !== undefined && aliasTo(fa, b)) return;
       const why = `${where} couples channels of different structure`;
       block(a, why);
       block(b, why);
@@ -136,16 +195,42 @@ export function analyzeDependencies(model: Model): DependencyGraph {
     }
     a.forEach((s, i) => union(s.group, b[i]!.group));
   };
+  const coupleChunks = (l0: ChannelLayout, parts: number, where: string) => {
+    const l = resolve(l0);
+    const n = layoutLength(l);
+    if (parts <= 1) return;
+    const c = n / parts;
+    const s = l[0]!;
+    if (l.length === 1 && s.inner === 1 && s.start === 0 && s.count === sizes[s.group]) {
+      // one group cut into equal chunks: channel i of every chunk is one choice
+      if (!Number.isInteger(c)) return block(l, `${where} cuts ${n} channels into ${parts} unequal parts`);
+      const r = uf.find(s.group);
+      period[r] = gcd(period[r]!, c);
+      return;
+    }
+    const chunks = Number.isInteger(c)
+      ? Array.from({ length: parts }, (_, i) => sliceLayout(l, i * c, (i + 1) * c))
+      : [];
+    if (!chunks.length || chunks.some((x) => !x))
+      return block(l, `${where} cuts the channels inside a repeated block`);
+    for (const x of chunks.slice(1)) couple(chunks[0]!, x!, where);
+  };
 
   for (const node of g.nodes) {
     const entry = lookup(node.opType, node.domain, m.opset(node.domain));
-    const ins = node.inputs.map((v) => (v ? traced.get(v) : undefined));
+    const ins: (TracedAxis | undefined)[] = node.inputs.map((v) => (v ? traced.get(v) : undefined));
     const subgraphReads = node.subgraphs().length > 0;
     if (!entry?.prune || subgraphReads) {
       const why = `${node.opType} node "${node.label}" has no pruning rule`;
       for (const t of ins) if (t) block(t.layout, why);
       continue;
     }
+    if (!entry.pruneSplit)
+      ins.forEach((t, i) => {
+        if (!t?.split) return;
+        block(t.layout, `the channel axis split into [${t.split}, …] reaches ${node.opType} "${node.label}"`);
+        ins[i] = undefined;
+      });
     const created = new Set<number>();
     const ctx: PruneCtx = {
       node,
@@ -157,13 +242,14 @@ export function analyzeDependencies(model: Model): DependencyGraph {
         const t = constOf(node.inputs[i]);
         return t && (t.dtype === 'int64' || t.dtype === 'int32') ? t.toNumbers() : undefined;
       },
-      setOutput: (i, axis, layout) => {
+      setOutput: (i, axis, layout, split) => {
         const v = node.outputs[i];
-        if (v) traced.set(v, { axis, layout });
+        if (v) traced.set(v, { axis, layout, ...(split ? { split } : {}) });
       },
       newGroup: (size) => {
         const id = uf.add();
         sizes.push(size);
+        period.push(size);
         producers.push([node.label]);
         reasons.push([]);
         created.add(id);
@@ -186,8 +272,10 @@ export function analyzeDependencies(model: Model): DependencyGraph {
         slices.push({ value: v, axis, layout, node, input: i, role });
       },
       couple: (a, b) => couple(a, b, `${node.opType} "${node.label}"`),
+      coupleChunks: (l, parts) => coupleChunks(l, parts, `${node.opType} "${node.label}"`),
       block,
-      onPrune: (fix) => fixes.push(fix),
+      keepOne: (l) => keepOne.push(l),
+      onPrune: (fix) => fixes.push((kept) => fix((l) => kept(resolve(l)))),
     };
     entry.prune(node, ctx);
   }
@@ -199,12 +287,16 @@ export function analyzeDependencies(model: Model): DependencyGraph {
   // weights read as 'in' by one consumer and as 'out' by another (shared) are fine; a constant sliced by a group
   // whose layout disagrees on another reader is caught at apply time
   const roots = new Map<number, PruneGroup>();
+  for (const s of slices) s.layout = resolve(s.layout);
+  keepOne.forEach((l, i) => (keepOne[i] = resolve(l)));
   for (let id = 0; id < sizes.length; id++) {
+    if (alias.has(id)) continue;
     const r = uf.find(id);
     if (!roots.has(r))
       roots.set(r, {
         id: r,
         size: sizes[r]!,
+        period: period[r]!,
         producers: producers[r]!,
         prunable: true,
         reasons: reasons[r]!,
@@ -236,6 +328,7 @@ export function analyzeDependencies(model: Model): DependencyGraph {
       return r;
     },
     slices,
+    keepOne,
     fixes,
   };
 }

@@ -6,6 +6,7 @@ import { keptCount, selectChannels } from './select.js';
 const group = (id: number, size: number, prunable = true): PruneGroup => ({
   id,
   size,
+  period: size,
   producers: [`g${id}`],
   prunable,
   reasons: prunable ? [] : ['blocked'],

@@ -69,8 +69,23 @@ export function selectChannels(
     for (const g of prunable) want.set(g.id, g.size - (removed.get(g.id) ?? 0));
   }
   for (const g of prunable) {
-    const k = keptCount(g.size, want.get(g.id)!, minC, round);
-    if (k < g.size) keep.set(g.id, topK(scores.get(g.id)!, k));
+    const s = scores.get(g.id)!;
+    const p = g.period ?? g.size;
+    if (p >= g.size) {
+      const k = keptCount(g.size, want.get(g.id)!, minC, round);
+      if (k < g.size) keep.set(g.id, topK(s, k));
+      continue;
+    }
+    // periodic: one choice of channels within a period, repeated; scores summed over the repeats
+    const reps = g.size / p;
+    const folded = new Float64Array(p);
+    for (let i = 0; i < g.size; i++) folded[i % p]! += s[i]!;
+    const k = keptCount(p, want.get(g.id)! / reps, Math.ceil(minC / reps), round);
+    if (k >= p) continue;
+    const local = topK(folded, k);
+    const kept: number[] = [];
+    for (let r = 0; r < reps; r++) for (const i of local) kept.push(r * p + i);
+    keep.set(g.id, kept);
   }
   return keep;
 }

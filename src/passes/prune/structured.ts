@@ -15,6 +15,8 @@ export interface GroupReport {
   members: string[];
   prunable: boolean;
   reasons: string[];
+  /** Channels c and c + period are pruned together (grouped convolutions, channel shuffles); absent when free. */
+  period?: number;
   importance?: ImportanceKind;
 }
 
@@ -28,6 +30,7 @@ export function groupReport(g: PruneGroup, kept = g.size, importance?: Importanc
     members,
     prunable: g.prunable,
     reasons: g.reasons,
+    ...(g.period < g.size ? { period: g.period } : {}),
     ...(importance ? { importance } : {}),
   };
 }
