@@ -49,7 +49,7 @@ export interface PruneOptions {
   depth?: number;
   /** Fraction of the original channels removed per step (default 0.15). */
   step?: number;
-  /** Fine-tuning steps after each pruning step (default 0: no training). */
+  /** Fine-tuning steps after each pruning step (default 0: no training); more than one pass over the rows allowed. */
   finetuneSteps?: number;
   finetuneBatch?: number;
   /** Peak fine-tuning learning rate (default 0.01); cosine to 0 over each step's fine-tuning. */
@@ -357,12 +357,21 @@ export async function prune(
     groups = r.groups;
     if ((opts.finetuneSteps ?? 0) > 0) {
       const bs = opts.finetuneBatch ?? 64;
-      const rows = sampleRows(data.train!, opts.finetuneSteps! * bs, (opts.seed ?? 0) + k);
+      // more steps than the rows give in one pass: E epochs over a seeded sample of ⌈steps / E⌉ batches
+      const epochs = Math.max(
+        1,
+        Math.ceil(opts.finetuneSteps! / Math.max(1, Math.floor(data.train!.n / bs))),
+      );
+      const rows = sampleRows(
+        data.train!,
+        Math.ceil(opts.finetuneSteps! / epochs) * bs,
+        (opts.seed ?? 0) + k,
+      );
       const kd = opts.distill ? await teacherInputs(model, rows.inputShape, opts.threads) : undefined;
       try {
         const t = await train(next, {
           data: rows,
-          epochs: 1,
+          epochs,
           batchSize: bs,
           optimizer: opts.optimizer ?? { kind: 'sgd', momentum: 0.9 },
           lr: { kind: 'cosine', lr: opts.lr ?? 0.01, ...(opts.warmup ? { warmup: opts.warmup } : {}) },
