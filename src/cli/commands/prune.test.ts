@@ -84,5 +84,11 @@ describe('edgefit prune', () => {
     r = edgefit('prune', input, join(dir, 'x.onnx'), '--finetune-steps', '5');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /need --data/);
+    r = edgefit('prune', input, join(dir, 'x.onnx'), '--distill', '--data', 'mnist', '--train-limit', '64');
+    assert.equal(r.code, 2, 'distillation without fine-tuning steps');
+    assert.match(r.stderr, /needs fine-tuning steps/);
+    r = edgefit('prune', input, join(dir, 'x.onnx'), '--optimizer', 'adam');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--optimizer/);
   });
 });

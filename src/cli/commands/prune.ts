@@ -21,7 +21,7 @@ export const pruneCommand: Command = {
   summary:
     'Structured pruning: remove whole channels (dependency groups through residuals, concats, depthwise and SE blocks), attention heads and residual blocks, into a dense smaller ONNX model; optionally iterative with fine-tuning until a size or latency target or an accuracy floor.',
   usage:
-    '<in.onnx> <out.onnx> [--data <data>] (--ratio R | --target-bytes N | --target-latency-ms T) [--importance l1|l2|bn|taylor] [--step 0.15] [--finetune-steps N] [--min-accuracy A] [--heads R] [--depth N] [--plan]',
+    '<in.onnx> <out.onnx> [--data <data>] (--ratio R | --target-bytes N | --target-latency-ms T) [--importance l1|l2|bn|taylor] [--step 0.15] [--finetune-steps N] [--optimizer sgd|adamw] [--warmup N] [--distill] [--min-accuracy A] [--heads R] [--depth N] [--plan]',
   positionals: [
     { name: 'in.onnx', description: 'the model to prune' },
     { name: 'out.onnx', description: 'where to write the pruned model (not with --plan)', optional: true },
@@ -102,8 +102,27 @@ export const pruneCommand: Command = {
     lr: {
       type: 'string',
       valueName: 'X',
-      description: 'fine-tuning learning rate (SGD, momentum 0.9, cosine)',
+      description: 'fine-tuning peak learning rate (cosine to 0 over each step)',
       default: '0.01',
+    },
+    optimizer: {
+      type: 'string',
+      valueName: 'sgd|adamw',
+      description: 'fine-tuning optimizer: SGD momentum 0.9, or AdamW weight decay 0.01',
+      default: 'sgd',
+    },
+    warmup: { type: 'string', valueName: 'N', description: 'linear lr warm-up steps of each fine-tuning' },
+    distill: {
+      type: 'boolean',
+      description:
+        'fine-tune with distillation from the unpruned model: α·CE + (1 − α)·T²·KL (--temperature, --alpha)',
+    },
+    temperature: { type: 'string', valueName: 'T', description: 'distillation temperature', default: '4' },
+    alpha: {
+      type: 'string',
+      valueName: 'A',
+      description: 'distillation CE weight in [0, 1]',
+      default: '0.5',
     },
     'min-accuracy': {
       type: 'string',
@@ -136,6 +155,7 @@ export const pruneCommand: Command = {
     'edgefit prune cnn-s.onnx cnn-s.pruned.onnx --ratio 0.5',
     'edgefit prune cnn-s.onnx small.onnx --data fashion-mnist --target-bytes 400000 --finetune-steps 200 --min-accuracy 0.9',
     'edgefit prune vit-t.onnx vit-t.pruned.onnx --heads 0.5 --ratio 0 --data fashion-mnist --importance taylor',
+    'edgefit prune vit-t.onnx vit-t.h2.onnx --heads 0.5 --ratio 0 --step 0.25 --finetune-steps 2000 --optimizer adamw --lr 1e-3 --warmup 100 --distill --data fashion-mnist --importance taylor',
   ],
   async run(p, io) {
     const [input, output] = p.positionals as [string, string | undefined];
@@ -184,6 +204,19 @@ export const pruneCommand: Command = {
       step: numberOption(p, 'step', { min: 0.001, max: 1 }),
       finetuneSteps: intOption(p, 'finetune-steps', { min: 0 }),
       lr: numberOption(p, 'lr', { min: 0, max: 10 }),
+      optimizer:
+        stringOption(p, 'optimizer', ['sgd', 'adamw'] as const) === 'adamw'
+          ? { kind: 'adamw' as const, weightDecay: 0.01 }
+          : { kind: 'sgd' as const, momentum: 0.9 },
+      warmup: intOption(p, 'warmup', { min: 0 }),
+      ...(p.values.distill
+        ? {
+            distill: {
+              temperature: numberOption(p, 'temperature', { min: 1e-3, max: 1000 }) ?? 4,
+              alpha: numberOption(p, 'alpha', { min: 0, max: 1 }) ?? 0.5,
+            },
+          }
+        : {}),
       minAccuracy,
       threads: intOption(p, 'threads', { min: 1 }),
       seed: intOption(p, 'seed', { min: 0 }),
