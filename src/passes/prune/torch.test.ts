@@ -1,5 +1,6 @@
 // Pruning torch exports of each family the issue names (generated at test time, random init): residual (ResNet),
 // inverted residual + depthwise (MobileNetV2), squeeze-excitation + HardSwish (MobileNetV3), concat (SqueezeNet),
+// channel shuffle + chunk (ShuffleNetV2), grouped convolutions (RegNetX),
 // and heads in torch's TransformerEncoderLayer / nn.MultiheadAttention exports. Every pruned model runs in ORT with
 // the original output shape and equals the original with the removed channels' readers zeroed.
 import assert from 'node:assert/strict';
@@ -46,6 +47,34 @@ describe('pruning torch exports', { skip }, () => {
       'a consumer reads a concat of two groups',
     );
     assert.ok(r.paramsAfter <= 0.6 * r.paramsBefore);
+  });
+
+  it('ShuffleNetV2: channel shuffles, chunked halves, branches beside the shuffled channels', async () => {
+    const r = await checkPrune(load('shufflenet'));
+    const blocked = r.deps.groups.filter((g) => !g.prunable);
+    assert.deepEqual(
+      blocked.map((g) => g.reasons.join()),
+      ['reaches the graph output "logits"'],
+      'only the classifier stays whole',
+    );
+    assert.ok(
+      producers(r).some(
+        (g) =>
+          g.producers.some((p) => /stage2\.1\/branch2/.test(p)) &&
+          g.producers.some((p) => /stage2\.0\/branch1/.test(p)),
+      ),
+      "a stride-1 unit's branch is pruned with the stage's shuffled channels",
+    );
+    assert.ok(r.paramsAfter <= 0.6 * r.paramsBefore, `${r.paramsAfter} / ${r.paramsBefore}`);
+  });
+
+  it('RegNetX: grouped 3×3 convolutions keep the same channels in every conv group', async () => {
+    const r = await checkPrune(load('regnet'));
+    const periodic = producers(r).filter((g) => g.period < g.size);
+    assert.ok(periodic.length >= 8, `${periodic.length} periodic groups`);
+    assert.ok(periodic.every((g) => g.period === 8));
+    assert.equal(r.deps.groups.filter((g) => !g.prunable).length, 1);
+    assert.ok(r.paramsAfter <= 0.6 * r.paramsBefore, `${r.paramsAfter} / ${r.paramsBefore}`);
   });
 
   it('TransformerEncoderLayer: FFN neurons, and half the heads', async () => {
