@@ -177,7 +177,11 @@ export const pruneCommand: Command = {
               g.id,
               g.channels,
               g.producers.join(', '),
-              g.prunable ? 'yes' : `no: ${g.reasons.join('; ')}`,
+              g.prunable
+                ? g.period
+                  ? `yes, the same channels in each of ${g.channels / g.period} parts`
+                  : 'yes'
+                : `no: ${g.reasons.join('; ')}`,
             ]),
           ),
           `${prunable.length} of ${groups.length} groups prunable`,
