@@ -51,6 +51,23 @@ describe('pipeline config', () => {
     assert.deepEqual(stageOf(c.stages[1]!).options, { ratio: 0.5, importance: 'l1' });
     assert.equal(c.slices!.shirt!.class, 6);
     assert.equal(c.gates!.slices!.shirt!.maxRecallDropPoints, 2);
+    const kd = parseConfig(
+      BASE.replace(
+        '{ratio: 0.5, importance: l1}',
+        '{heads: 0.5, finetuneSteps: 20, optimizer: adamw, warmup: 5, distill: {temperature: 4, alpha: 0.5}}',
+      ),
+    );
+    assert.deepEqual(stageOf(kd.stages[1]!).options, {
+      heads: 0.5,
+      finetuneSteps: 20,
+      optimizer: 'adamw',
+      warmup: 5,
+      distill: { temperature: 4, alpha: 0.5 },
+    });
+    assert.match(
+      errorOf(BASE.replace('{ratio: 0.5, importance: l1}', '{distill: {alpha: 2}}')).message,
+      /prune\.distill\.alpha/,
+    );
   });
 
   test('errors name the YAML path, what was expected, what was found and the line', () => {

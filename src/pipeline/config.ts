@@ -36,6 +36,14 @@ const pruneStage = z
     finetuneSteps: z.number().int().min(0).optional(),
     /** Fine-tuning learning rate (cosine schedule). */
     lr: z.number().positive().optional(),
+    /** Fine-tuning optimizer (SGD momentum 0.9, or AdamW weight decay 0.01) and linear warm-up steps. */
+    optimizer: z.enum(['sgd', 'adamw']).optional(),
+    warmup: z.number().int().min(0).optional(),
+    /** Fine-tune with distillation from the unpruned model (temperature, CE weight alpha). */
+    distill: z
+      .object({ temperature: z.number().positive().optional(), alpha: fraction.optional() })
+      .strict()
+      .optional(),
     /** Accuracy floor (fraction) below which pruning stops. */
     minAccuracy: fraction.optional(),
     /** Fraction of attention heads to remove. */

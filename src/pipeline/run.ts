@@ -116,6 +116,13 @@ export const STAGE_BUILDERS: Record<StageName, StageBuilder | undefined> = {
       step: o.step as number | undefined,
       finetuneSteps: o.finetuneSteps as number | undefined,
       lr: o.lr as number | undefined,
+      ...(o.optimizer === 'adamw'
+        ? { optimizer: { kind: 'adamw' as const, weightDecay: 0.01 } }
+        : o.optimizer === 'sgd'
+          ? { optimizer: { kind: 'sgd' as const, momentum: 0.9 } }
+          : {}),
+      warmup: o.warmup as number | undefined,
+      distill: o.distill as { temperature?: number; alpha?: number } | undefined,
       minAccuracy: o.minAccuracy as number | undefined,
       heads: o.heads as number | undefined,
       depth: o.depth as number | undefined,
