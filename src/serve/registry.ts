@@ -2,7 +2,8 @@
 // model, or the split.json of a backbone + heads deployment); the server asks it again on reload and on every
 // poll, and loads a new session only when the version changed.
 //
-// Three sources exist: a path given on the command line, the pipeline's registry (a folder holding `registry.db`,
+// Four sources exist: a path given on the command line, a registry URL (`edgefit registry serve`, whose artifacts
+// are downloaded into a local cache: registry-client.ts), the pipeline's registry (a folder holding `registry.db`,
 // src/pipeline/registry.ts: every version deployed there is served, under its name — `<name>.<device>` when the
 // name is deployed on several devices — and a promotion or rollback is picked up on reload or poll), and a plain
 // registry folder, which another tool keeps in this layout:
@@ -120,27 +121,35 @@ function folderSource(root: string, name: string): ModelSource {
   };
 }
 
+/** Deployment names of deployed versions: `<name>`, or `<name>.<device>` when the name is on several devices. */
+export function deploymentNames(deployed: readonly { name: string; device: string }[]): string[] {
+  const devices = new Map<string, number>();
+  for (const v of deployed) devices.set(v.name, (devices.get(v.name) ?? 0) + 1);
+  return deployed.map((v) => (devices.get(v.name)! > 1 ? `${v.name}.${v.device}` : v.name));
+}
+
 /** The versions deployed in the pipeline's SQLite registry (src/pipeline/registry.ts), one source per name/device. */
-function pipelineRegistrySources(root: string): ModelSource[] {
+function pipelineRegistrySources(root: string, device: string | undefined): ModelSource[] {
   const reg = Registry.open(root);
   let deployed;
   try {
-    deployed = reg.list().filter((v) => v.state === 'deployed');
+    deployed = reg
+      .list()
+      .filter((v) => v.state === 'deployed' && (device === undefined || v.device === device));
   } finally {
     reg.close();
   }
   if (deployed.length === 0)
     throw new InputError(
       'registry',
-      `Registry ${root} has no deployed version (edgefit registry promote deploys one)`,
+      `Registry ${root} has no deployed version${device ? ` on device ${device}` : ''} (edgefit registry promote deploys one)`,
       {
         file: root,
       },
     );
-  const devices = new Map<string, number>();
-  for (const v of deployed) devices.set(v.name, (devices.get(v.name) ?? 0) + 1);
-  return deployed.map((v) => {
-    const name = devices.get(v.name)! > 1 ? `${v.name}.${v.device}` : v.name;
+  const names = deploymentNames(deployed);
+  return deployed.map((v, i) => {
+    const name = names[i]!;
     return {
       name,
       origin: `${join(root, 'registry.db')} (${v.name} on ${v.device})`,
@@ -166,14 +175,33 @@ function pipelineRegistrySources(root: string): ModelSource[] {
   });
 }
 
-/** Every deployment of a registry folder: the pipeline's registry, or subfolders holding a deployed.json. */
-export function registrySources(registry: string): ModelSource[] {
-  if (existsSync(join(registry, 'registry.db'))) return pipelineRegistrySources(registry);
-  if (/^https?:\/\//.test(registry))
+export interface RegistrySourceOptions {
+  /** Bearer token of a registry URL. */
+  token?: string;
+  /** Cache folder for artifacts downloaded from a registry URL. */
+  cacheDir?: string;
+  /** Serve only this device's deployments (pipeline registry or URL). */
+  device?: string;
+}
+
+/**
+ * Every deployment of a registry: a `edgefit registry serve` URL (registry-client.ts), the pipeline's registry
+ * folder, or subfolders holding a deployed.json.
+ */
+export async function registrySources(
+  registry: string,
+  o: RegistrySourceOptions = {},
+): Promise<ModelSource[]> {
+  if (/^https?:\/\//i.test(registry)) {
+    const { urlRegistrySources } = await import('./registry-client.js');
+    return urlRegistrySources({ url: registry, token: o.token, cacheDir: o.cacheDir, device: o.device });
+  }
+  if (existsSync(join(registry, 'registry.db'))) return pipelineRegistrySources(registry, o.device);
+  if (o.device !== undefined)
     throw new UnsupportedError(
-      'registry-url',
-      `--registry ${registry}: serving from a registry URL needs the pipeline's registry service, which is not there yet; use a registry folder`,
-      { value: registry },
+      'registry-device',
+      `--device ${o.device}: registry folder ${registry} has no registry.db, so its deployments have no device`,
+      { value: o.device },
     );
   let names: string[];
   try {

@@ -1,10 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModel } from '../models/index.js';
-import { saveModel } from '../onnx/index.js';
+import { loadModel, saveModel } from '../onnx/index.js';
+import { InputError } from '../errors.js';
 import { Session } from '../runtime/index.js';
 import { maxAbsDiff } from '../testing/fixtures.js';
 
@@ -12,7 +13,7 @@ import { maxAbsDiff } from '../testing/fixtures.js';
 const maxDiff = (a: number[] | Float32Array, b: Float32Array) => maxAbsDiff(Float32Array.from(a), b);
 import { runLoad } from './load.js';
 import { writeDeployed } from './registry.js';
-import { Registry } from '../pipeline/registry.js';
+import { Registry, modelDigest } from '../pipeline/registry.js';
 import { type InferenceServer, startServer } from './server.js';
 import { BINARY_CONTENT_TYPE, HEADER_LENGTH } from './tensor.js';
 
@@ -408,6 +409,94 @@ describe('inference server', () => {
       assert.equal((await post(url, inferBody(1, 0))).json.version, '1');
     } finally {
       await s?.close();
+      reg.close();
+    }
+  });
+  test('serves from an `edgefit registry serve` URL: cached by digest, promote + reload under load, unreachable named', async () => {
+    const root = join(dir, 'remote-registry');
+    const reg = Registry.open(root, { create: true });
+    const v1 = reg.register(buildModel('cnn-s', { seed: 1 }), {}, { name: 'fashion', device: 'box' });
+    const v2 = reg.register(buildModel('cnn-s', { seed: 2 }), {}, { name: 'fashion', device: 'box' });
+    reg.promote({ name: 'fashion', device: 'box', version: 1 });
+    const cache = join(dir, 'cache');
+    // a damaged cache folder for v2 (another model under its digest): must not be reused
+    mkdirSync(join(cache, v2.digest), { recursive: true });
+    saveModel(buildModel('cnn-s', { seed: 3 }), join(cache, v2.digest, 'model.onnx'));
+    const { serveRegistry } = await import('../pipeline/registry-server.js');
+    const rs = await serveRegistry({ dir: root, token: 'registry-token' });
+    let rsOpen = true;
+    let s: InferenceServer | undefined;
+    try {
+      await assert.rejects(
+        startServer({ registry: rs.url, registryToken: 'wrong-token', cacheDir: cache, port: 0 }),
+        (e: Error) => e instanceof InputError && e.message.includes(rs.url) && /401/.test(e.message),
+      );
+      s = await startServer({
+        registry: rs.url,
+        registryToken: 'registry-token',
+        cacheDir: cache,
+        port: 0,
+        token: 't',
+        pollMs: 0,
+        batch: { maxDelayMs: 5 },
+      });
+      const url = `http://127.0.0.1:${s.port}/v1/models/fashion/infer`;
+      let a = await post(url, inferBody(2, 4));
+      assert.equal(a.json.version, '1');
+      const d1 = maxDiff(a.json.outputs!.logits!.data, await reference(reg.modelPath(v1), 2, 4));
+      assert.ok(d1 < 1e-5, `v1 differs from ORT by ${d1}`);
+      const cached1 = join(cache, v1.digest, 'model.onnx');
+      assert.equal(modelDigest(loadModel(cached1)), v1.digest);
+      assert.deepEqual(
+        readdirSync(cache).filter((f) => f.endsWith('.tmp')),
+        [],
+      );
+      // promote, then reload while 8 clients keep sending: zero failures, then v2's numbers
+      reg.promote({ name: 'fashion', device: 'box', version: 2 });
+      const versions: string[] = [];
+      const load = runLoad({
+        url,
+        body: Buffer.from(inferBody(1, 3)),
+        headers: { 'content-type': 'application/json' },
+        concurrency: 8,
+        requests: 300,
+        durationMs: 20_000,
+        onResponse: (st, b) => {
+          if (st === 200) versions.push((JSON.parse(b.toString()) as { version: string }).version);
+        },
+      });
+      while (versions.length < 30) await new Promise((r) => setTimeout(r, 5));
+      const rel = await post(`http://127.0.0.1:${s.port}/admin/reload`, '{}', {
+        'content-type': 'application/json',
+        authorization: 'Bearer t',
+      });
+      assert.equal(rel.status, 200, JSON.stringify(rel.json));
+      const r = await load;
+      assert.deepEqual(r.statuses, { '200': r.requests }, JSON.stringify(r.statuses));
+      assert.ok(versions.includes('1') && versions.at(-1) === '2', versions.join());
+      a = await post(url, inferBody(2, 4));
+      assert.equal(a.json.version, '2');
+      const d2 = maxDiff(a.json.outputs!.logits!.data, await reference(reg.modelPath(v2), 2, 4));
+      assert.ok(d2 < 1e-5, `v2 differs from ORT by ${d2}`);
+      assert.equal(modelDigest(loadModel(join(cache, v2.digest, 'model.onnx'))), v2.digest);
+      // a rollback reuses the cached v1 (not downloaded again)
+      const before = statSync(cached1).mtimeMs;
+      reg.rollback('fashion', 'box');
+      assert.equal((await s.reload())[0]!.to, '1');
+      assert.equal((await post(url, inferBody(1, 0))).json.version, '1');
+      assert.equal(statSync(cached1).mtimeMs, before);
+      // the registry goes away: a reload fails naming the URL, and the server keeps serving what it has
+      await rs.close();
+      rsOpen = false;
+      await assert.rejects(s.reload(), (e: Error) => e.message.includes(rs.url));
+      assert.equal((await post(url, inferBody(1, 0))).json.version, '1');
+      await assert.rejects(
+        startServer({ registry: rs.url, registryToken: 'registry-token', cacheDir: cache, port: 0 }),
+        (e: Error) => e instanceof InputError && e.message.includes(`Cannot reach the registry at ${rs.url}`),
+      );
+    } finally {
+      await s?.close();
+      if (rsOpen) await rs.close();
       reg.close();
     }
   });

@@ -30,8 +30,14 @@ import {
 export interface ServeOptions {
   /** Models from paths: deployment name → .onnx file or split.json. */
   models?: { name: string; path: string }[];
-  /** A registry folder (registry.ts). */
+  /** A registry folder or an `edgefit registry serve` URL (registry.ts, registry-client.ts). */
   registry?: string;
+  /** Bearer token of a registry URL. */
+  registryToken?: string;
+  /** Cache folder for artifacts downloaded from a registry URL (default ~/.cache/edgefit/registry). */
+  cacheDir?: string;
+  /** Serve only this device's deployments of the registry. */
+  device?: string;
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -97,10 +103,20 @@ export class InferenceServer {
   async load(): Promise<void> {
     const sources = [
       ...(this.opts.models ?? []).map((m) => pathSource(m.name, m.path)),
-      ...(this.opts.registry ? registrySources(this.opts.registry) : []),
+      ...(this.opts.registry
+        ? await registrySources(this.opts.registry, {
+            token: this.opts.registryToken,
+            cacheDir: this.opts.cacheDir,
+            device: this.opts.device,
+          })
+        : []),
     ];
     if (sources.length === 0)
-      throw new InputError('no-models', 'Nothing to serve: give --model NAME=PATH or --registry PATH', {});
+      throw new InputError(
+        'no-models',
+        'Nothing to serve: give --model NAME=PATH or --registry PATH|URL',
+        {},
+      );
     const seen = new Set<string>();
     for (const s of sources) {
       if (seen.has(s.name))

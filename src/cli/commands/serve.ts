@@ -7,7 +7,7 @@ export const serveCommand: Command = {
   summary:
     'Serve ONNX models over HTTP with dynamic batching, shared memory-mapped weights, metrics and hot reload (until Ctrl-C).',
   usage:
-    '[--model NAME=PATH ...] [--registry PATH] [--port P] [--max-batch N] [--max-delay-ms D] [--no-batching] [--workers N] [--token T]',
+    '[--model NAME=PATH ...] [--registry PATH|URL] [--port P] [--max-batch N] [--max-delay-ms D] [--no-batching] [--workers N] [--token T]',
   positionals: [],
   options: {
     model: {
@@ -18,9 +18,25 @@ export const serveCommand: Command = {
     },
     registry: {
       type: 'string',
-      valueName: 'PATH',
+      valueName: 'PATH|URL',
       description:
-        "serve the deployed versions of a registry folder (the pipeline's registry.db, or <name>/deployed.json), reloading when they change",
+        "serve the deployed versions of a registry folder (the pipeline's registry.db, or <name>/deployed.json) or of an `edgefit registry serve` URL (downloaded into --cache-dir), reloading when they change",
+    },
+    'registry-token': {
+      type: 'string',
+      valueName: 'T',
+      description: 'bearer token of a --registry URL (default: $EDGEFIT_REGISTRY_TOKEN)',
+    },
+    'cache-dir': {
+      type: 'string',
+      valueName: 'DIR',
+      description:
+        'where artifacts from a --registry URL are kept (default $EDGEFIT_CACHE/registry or ~/.cache/edgefit/registry)',
+    },
+    device: {
+      type: 'string',
+      valueName: 'NAME',
+      description: "serve only this device's deployments of the registry (default: every device)",
     },
     host: { type: 'string', valueName: 'HOST', description: 'address to listen on', default: '127.0.0.1' },
     port: { type: 'string', valueName: 'P', description: 'port (0: any free port)', default: '8080' },
@@ -86,6 +102,7 @@ export const serveCommand: Command = {
   examples: [
     'edgefit serve --model cnn=cnn-s.int8.onnx --port 8080',
     'edgefit serve --registry ./registry --workers 4 --token "$TOKEN"',
+    'EDGEFIT_REGISTRY_TOKEN=… edgefit serve --registry http://registry.lan:8470 --device retail-box',
     'curl -s localhost:8080/v1/models/cnn/infer -H "content-type: application/json" -d @request.json',
   ],
   async run(p, io) {
@@ -104,6 +121,9 @@ export const serveCommand: Command = {
     const handle: ServeHandle = await serve({
       models,
       registry: p.values.registry as string | undefined,
+      registryToken: (p.values['registry-token'] as string | undefined) ?? process.env.EDGEFIT_REGISTRY_TOKEN,
+      cacheDir: p.values['cache-dir'] as string | undefined,
+      device: p.values.device as string | undefined,
       host: p.values.host as string,
       port: intOption(p, 'port', { min: 0, max: 65535 }),
       workers: intOption(p, 'workers', { max: 64 }),
