@@ -2,40 +2,12 @@
 // `exports` (compiled JavaScript in dist/, built by `npm ci` / `npm test`), prints the figures it promises.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  existsSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO_ROOT } from './testing/fixtures.js';
-
-/** Newest mtime under `dir` (ms). */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** dist/ as `npm ci` leaves it: rebuilt here only when a source is newer (a run of a test subset after an edit). */
-function ensureBuilt(): void {
-  const entry = join(REPO_ROOT, 'dist', 'src', 'index.js');
-  if (existsSync(entry) && statSync(entry).mtimeMs >= newest(join(REPO_ROOT, 'src'))) return;
-  const r = spawnSync(join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', REPO_ROOT], {
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-}
+import { ensureBuilt } from './testing/cli.js';
 
 test('package.json exports a typed entry that plain Node imports', () => {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));

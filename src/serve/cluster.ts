@@ -76,6 +76,8 @@ async function startPrimary(opts: ServeClusterOptions, n: number): Promise<Serve
   });
   const env = { [WORKER_OPTIONS_ENV]: JSON.stringify(plain) };
   let closing = false;
+  /** Set once every worker listens: a worker that dies before that fails the start instead of being replaced. */
+  let started = false;
   const live = new Set<Worker>();
 
   const onMessage = (w: Worker, msg: Msg) => {
@@ -114,7 +116,7 @@ async function startPrimary(opts: ServeClusterOptions, n: number): Promise<Serve
         reject(
           new InternalError('worker-exit', `A server worker exited while starting (${signal ?? code})`, {}),
         );
-        if (!closing) {
+        if (!closing && started) {
           log?.(`worker ${w.process.pid} exited (${signal ?? code}); starting another`);
           fork().catch((e) => log?.(`could not replace a worker: ${(e as Error).message}`));
         }
@@ -128,6 +130,7 @@ async function startPrimary(opts: ServeClusterOptions, n: number): Promise<Serve
     const first = await fork();
     port = first.port;
     await Promise.all(Array.from({ length: n - 1 }, fork));
+    started = true;
   } catch (e) {
     closing = true;
     for (const w of live) w.kill();

@@ -38,10 +38,14 @@ export class ServerMetrics {
   readonly errors: Counter<'model' | 'code'>;
   readonly modelBytes: Gauge<'model' | 'version'>;
   readonly reloads: Counter<'model'>;
+  /** Inference requests answered by this process (with --workers: how the port spreads them). */
+  readonly workerRequests: Counter<'worker' | 'pid'>;
+  private readonly self: { worker: string; pid: string };
 
   constructor() {
     const registers = [this.registry];
     const worker = cluster.isWorker ? String(cluster.worker?.id ?? 0) : '0';
+    this.self = { worker, pid: String(process.pid) };
     collectDefaultMetrics({ register: this.registry, labels: { worker } });
     this.latency = new Histogram({
       name: 'edgefit_request_duration_seconds',
@@ -89,6 +93,13 @@ export class ServerMetrics {
       labelNames: ['model'],
       registers,
     });
+    this.workerRequests = new Counter({
+      name: 'edgefit_worker_requests_total',
+      help: 'Inference requests answered by each server process',
+      labelNames: ['worker', 'pid'],
+      registers,
+    });
+    const self = this.self;
     const mem = (name: string, help: string, key: keyof MemoryFigures) =>
       new Gauge({
         name,
@@ -97,7 +108,7 @@ export class ServerMetrics {
         registers,
         collect() {
           this.reset();
-          this.set({ worker, pid: String(process.pid) }, processMemory()[key]);
+          this.set(self, processMemory()[key]);
         },
       });
     mem(
@@ -111,5 +122,10 @@ export class ServerMetrics {
       'The anonymous part of PSS (heap, arenas, copied weights)',
       'pssAnon',
     );
+  }
+
+  /** Count a request answered by this process. */
+  served(): void {
+    this.workerRequests.inc(this.self);
   }
 }

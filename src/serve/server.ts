@@ -393,6 +393,7 @@ export class InferenceServer {
       throw e;
     } finally {
       this.metrics.latency.observe({ model, status: String(status) }, (performance.now() - t0) / 1000);
+      this.metrics.served();
     }
   }
 
