@@ -125,7 +125,10 @@ test('compiled CLI with --workers 2: correct answers from both worker processes,
         .filter((l) => l.includes('worker_requests'))
         .join('\n'),
     );
-    assert.ok([...perPid.values()].every((n) => n > 0), JSON.stringify([...perPid]));
+    assert.ok(
+      [...perPid.values()].every((n) => n > 0),
+      JSON.stringify([...perPid]),
+    );
     assert.equal(
       [...perPid.values()].reduce((a, b) => a + b, 0),
       90,
