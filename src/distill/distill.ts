@@ -1,7 +1,7 @@
 // Knowledge distillation: train a small student on a teacher's softened outputs (and the labels, when there are
 // any) with the ordinary trainer — the loss is the trainer's distillation loss (./loss.ts), the teacher logits come
 // in as the trainer's extra per-batch inputs: gathered from the on-disk cache (./teacher.ts) by row index, or
-// computed online per batch when the batch is augmented or features are distilled.
+// computed online per batch when the batch is augmented (the trainer's batch transform) or features are distilled.
 //
 // The student is a family spec (./students.ts), a ready model, or chosen by a device profile (./profile.ts).
 // Options: a scratch baseline (the same student, same initialisation, steps, schedule and seed, trained with
@@ -19,6 +19,7 @@ import type { LrSchedule } from '../train/schedule.js';
 import { type TrainData, type TrainOptions, train } from '../train/trainer.js';
 
 type ExtraInputs = NonNullable<NonNullable<TrainOptions['hooks']>['extraInputs']>;
+type TransformBatch = NonNullable<NonNullable<TrainOptions['hooks']>['transformBatch']>;
 import type { OptimizerSpec } from '../train/types.js';
 import type { HostTensor } from '../runtime/index.js';
 import type { ProgressOptions } from '../util/progress.js';
@@ -286,11 +287,15 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     }
     const lossSpec = kdLossSpec({ temperature, alpha, ...(featureSpec ? { feature: featureSpec } : {}) });
     const rowShape = data.inputShape;
-    let step = 0;
+    // augmentation: the trainer's batch transform, seeded by (seed, step); the teacher then sees the same images
+    const augmentAt =
+      (offset: number): TransformBatch =>
+      (batch, at) =>
+        augmentBatch(batch.x, batch.n, rowShape, aug!, seed, offset + at.step, batch.y);
+    const transform = augmenting ? { transformBatch: augmentAt(0) } : {};
     const extraInputs: ExtraInputs = async (indices, batch) => {
       if (cached) return { teacher_logits: gatherRows(cached.logits, cached.classes, indices) };
-      // online: augment the batch in place (the trainer feeds this buffer to the student next), then run the teacher
-      if (augmenting) augmentBatch(batch.x, batch.n, rowShape, aug!, seed, step++);
+      // online: the teacher on the (augmented) batch the student is fed
       const r = await runner!.run(batch.x, batch.n, rowShape);
       const out: Record<string, HostTensor> = { teacher_logits: copy(r[teacher.outputName]!) };
       if (opts.feature) out.teacher_features = copy(r[runner!.features[0]!]!);
@@ -325,7 +330,7 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
       ...common,
       data: trainData,
       loss: lossSpec,
-      hooks: { extraInputs },
+      hooks: { extraInputs, ...transform },
       run: run('distill'),
     });
     const model = featureSpec ? stripProjection(tr.model) : tr.model;
@@ -373,21 +378,11 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     if (opts.baselineScratch) {
       // same student, same initialisation (seed), schedule and steps; cross-entropy on the labels, same augmentation
       const tScratch = performance.now();
-      let sstep = 0;
       const sr = await train(fresh(), {
         ...common,
         data,
         loss: { kind: 'cross-entropy' },
-        ...(augmenting
-          ? {
-              hooks: {
-                extraInputs: (_i: Uint32Array, b: { x: Float32Array; n: number }) => {
-                  augmentBatch(b.x, b.n, rowShape, aug!, seed, sstep++);
-                  return {};
-                },
-              },
-            }
-          : {}),
+        hooks: transform,
         run: run('scratch'),
       });
       const acc = await accuracyOf(sr.model, opts.test, threads, 'scratch student');
@@ -404,7 +399,6 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
     if (opts.qat) {
       // QAT + KD: fake quantization in the distilled student, the same KD loss (logits only), QDQ export
       const tQat = performance.now();
-      let qstep = 0;
       const q = await quantizeAwareTrain(model, {
         data: trainData,
         ...(opts.val && !unlabeled ? { val: opts.val } : {}),
@@ -415,9 +409,9 @@ export async function distill(opts: DistillOptions): Promise<DistillResult> {
         seed,
         ...(threads !== undefined ? { threads } : {}),
         loss: kdLossSpec({ temperature, alpha }),
+        ...(augmenting ? { transformBatch: augmentAt(1_000_000) } : {}),
         extraInputs: async (indices, batch) => {
           if (cached) return { teacher_logits: gatherRows(cached.logits, cached.classes, indices) };
-          if (augmenting) augmentBatch(batch.x, batch.n, rowShape, aug!, seed, 1_000_000 + qstep++);
           const r = await runner!.run(batch.x, batch.n, rowShape);
           return { teacher_logits: copy(r[teacher.outputName]!) };
         },

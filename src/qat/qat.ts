@@ -93,6 +93,8 @@ export interface QatOptions extends StaticPlacementOptions, CalibrationOptions {
   /** Training loss (default cross-entropy); e.g. distillation (QAT + KD) with `extraInputs` feeding teacher logits. */
   loss?: LossSpec;
   extraInputs?: NonNullable<TrainOptions['hooks']>['extraInputs'];
+  /** Batch transform (augmentation), before `extraInputs`: the trainer's hook. */
+  transformBatch?: NonNullable<TrainOptions['hooks']>['transformBatch'];
 }
 
 export interface QatResult {
@@ -278,6 +280,7 @@ export async function quantizeAwareTrain(model: Model, opts: QatOptions): Promis
     hooks: {
       ...(opts.onEpochEnd ? { onEpochEnd: opts.onEpochEnd } : {}),
       ...(opts.extraInputs ? { extraInputs: opts.extraInputs } : {}),
+      ...(opts.transformBatch ? { transformBatch: opts.transformBatch } : {}),
     },
     ...(opts.loss ? { loss: opts.loss } : {}),
   });

@@ -221,6 +221,48 @@ describe('trainer', () => {
     assert.ok(r.testAccuracy! > 0.55, `distilled student ${r.testAccuracy}`);
   });
 
+  test('transformBatch rewrites the batch before it is fed (and before extraInputs), with the global step', async () => {
+    const data = subset(trainAll, 256, 12);
+    // the transform negates every pixel and relabels every row as class 3: the same weights as training on such rows
+    const flipped: Dataset = { ...data, x: data.x.map((v) => -v), y: new BigInt64Array(data.n).fill(3n) };
+    const base: TrainOptions = {
+      data,
+      epochs: 2,
+      batchSize: 64,
+      optimizer: sgd,
+      lr: 0.05,
+      seed: 1,
+      run: { threads: 1 },
+    };
+    const steps: number[] = [];
+    let seenByExtra = 0;
+    const r = await train(buildModel('mlp', { seed: 5 }), {
+      ...base,
+      hooks: {
+        transformBatch: (b, at) => {
+          steps.push(at.step);
+          assert.equal(at.indices.length, b.n);
+          assert.equal(b.x[0], data.x[at.indices[0]! * 784]);
+          for (let i = 0; i < b.x.length; i++) b.x[i] = -b.x[i]!;
+          b.y.fill(3n);
+        },
+        extraInputs: (idx, b) => {
+          assert.equal(b.x[0], -data.x[idx[0]! * 784]!);
+          assert.equal(b.y[0], 3n);
+          seenByExtra++;
+          return {};
+        },
+      },
+    });
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 8 }, (_, i) => i),
+    );
+    assert.equal(seenByExtra, 8);
+    const ref = await train(buildModel('mlp', { seed: 5 }), { ...base, data: flipped });
+    assertSameWeights(r.model, ref.model, 'transformed batches vs transformed rows');
+  });
+
   test('early stopping stops when validation does not improve (lr 0, patience 2) and keepBest returns the first epoch', async () => {
     const data = subset(trainAll, 256, 7);
     const val = subset(testAll, 128, 8);

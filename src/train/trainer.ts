@@ -123,6 +123,15 @@ export interface TrainOptions {
     onStepEnd?: (info: StepInfo) => void | Promise<void>;
     onEpochEnd?: (info: EpochInfo) => EpochVerdict | Promise<EpochVerdict>;
     /**
+     * Transform a batch in place before it is fed (e.g. augmentation): `batch.x` and `batch.y` may be rewritten;
+     * `step` is the global step (seeding per-step randomness, also after a resume). Runs before `extraInputs`, which
+     * then sees the transformed batch.
+     */
+    transformBatch?: (
+      batch: { x: Float32Array; y: BigInt64Array; n: number },
+      at: { step: number; epoch: number; indices: Uint32Array },
+    ) => void | Promise<void>;
+    /**
      * Extra graph inputs for a batch, by dataset row indices (e.g. { teacher_logits } for distillation, { target }
      * for mse). `batch` arrays are reused by the next step: copy what you keep.
      */
@@ -566,6 +575,8 @@ export async function train(model: Model, options: TrainOptions): Promise<TrainR
           x.set(data.x.subarray(r * px, (r + 1) * px), i * px);
           y[i] = data.y[r]!;
         }
+        if (opts.transformBatch)
+          await opts.transformBatch({ x, y, n: k }, { step: pos.step, epoch, indices: idx });
         const extra = opts.extraInputs ? await opts.extraInputs(idx, { x, y, n: k }) : undefined;
         lr = lrOf(pos.step);
         const res = await runner.run(

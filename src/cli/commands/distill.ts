@@ -113,7 +113,8 @@ export const distillCommand: Command = {
     augment: {
       type: 'string',
       valueName: 'spec',
-      description: 'random augmentation per batch, e.g. shift=2,flip (the teacher then runs online)',
+      description:
+        'random augmentation per batch: shift=N, flip, mixup (blend two rows), e.g. shift=2,flip (the teacher then runs online)',
     },
     lr: {
       type: 'string',
