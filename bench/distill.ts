@@ -1,6 +1,6 @@
 // `npx tsx bench/distill.ts --teacher <cnn-s.onnx> [--student mlp:width=48,depth=1] [--epochs 1] [--limit N] [--alpha 0.1]
 //   [--temperature 4] [--seed 0] [--threads 2] [--qat-epochs 1 (0: no QAT)] [--augment shift=2,flip] [--lr 0.05]
-//   [--batch 64] [--logits-only | --skip-logits]`
+//   [--batch 64] [--no-scratch] [--logits-only | --skip-logits]`
 // The distillation figures of BENCHMARKS.md, as JSON lines: the teacher's logits over the 60,000 Fashion-MNIST
 // training images computed cold (fresh cache folder) and read back warm; then teacher / scratch / distilled /
 // QAT + KD (INT8 QDQ) test accuracy, parameters, bytes and training time — the scratch student has the same
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     lr: { type: 'string' },
     batch: { type: 'string', default: '64' },
     'logits-only': { type: 'boolean' },
+    'no-scratch': { type: 'boolean' },
     'skip-logits': { type: 'boolean' },
     limit: { type: 'string' },
   },
@@ -80,7 +81,7 @@ if (!values['logits-only']) {
     epochs: Number(values.epochs),
     seed: Number(values.seed),
     threads,
-    baselineScratch: true,
+    baselineScratch: !values['no-scratch'],
     ...(values.augment ? { augment: parseAugmentation(values.augment) } : {}),
     ...(values.lr ? { lr: { kind: 'cosine' as const, lr: Number(values.lr) } } : {}),
     batchSize: Number(values.batch),
@@ -106,14 +107,14 @@ if (!values['logits-only']) {
       train_s: f.seconds === undefined ? null : +f.seconds.toFixed(1),
     });
   fig('teacher', r.teacher);
-  fig('scratch', r.scratch!);
+  if (r.scratch) fig('scratch', r.scratch);
   fig('distilled', r.student);
   if (r.qat) fig('qat+kd-int8', r.qat);
   line({
     figure: 'summary',
     student: values.student,
     paramsRatio: +(r.student.params / r.teacher.params).toFixed(4),
-    gainOverScratchPoints: +(100 * (r.student.accuracy! - r.scratch!.accuracy!)).toFixed(2),
+    gainOverScratchPoints: r.scratch ? +(100 * (r.student.accuracy! - r.scratch.accuracy!)).toFixed(2) : null,
     int8LossPoints: r.qat ? +(100 * (r.student.accuracy! - r.qat.accuracy!)).toFixed(2) : null,
     int8VsFakeQuantPoints:
       r.qat?.fakeQuantAccuracy === undefined
