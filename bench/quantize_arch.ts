@@ -58,6 +58,8 @@ export const VARIANTS: Record<string, StaticQuantOptions> = {
   },
   'no-slice-resize': { placement: { passThrough: false } },
   'no-affine-conv': { placement: { affineConv: false } },
+  'stem-dw': { placement: { stemDepthwise: true } },
+  'no-scale-fold': { placement: { scaleFold: false } },
 };
 
 const MEAN = [0.485, 0.456, 0.406];

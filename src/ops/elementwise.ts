@@ -201,6 +201,20 @@ function arith(op: string, dtype: DType, fmod = false): (xs: Dim[]) => Dim {
   };
 }
 
+/** Mul by / Div by a positive float scalar constant: the activation input and the factor it is multiplied by. */
+function positiveScalarFactor(t: string) {
+  return (n: Node): { input: number; factor: number } | undefined => {
+    for (const i of t === 'Div' ? [1] : [0, 1]) {
+      const c = constOf(n.inputs[i]);
+      if (!c || c.numel !== 1 || c.dtype !== 'float32' || constOf(n.inputs[1 - i])) continue;
+      const x = c.toFloat64()[0]!;
+      const factor = t === 'Div' ? 1 / x : x;
+      if (Number.isFinite(factor) && factor > 0) return { input: 1 - i, factor };
+    }
+    return undefined;
+  };
+}
+
 for (const [t, since] of [
   ['Add', [1, 6, 7, 13, 14]],
   ['Sub', [1, 6, 7, 13, 14]],
@@ -217,6 +231,7 @@ for (const [t, since] of [
     sinceVersion: since,
     sameDtype: 'all',
     ...(t === 'Add' || t === 'Mul' ? { quantQLinear: { op: `QLinear${t}`, inputs: [0, 1] } } : {}),
+    ...(t === 'Mul' || t === 'Div' ? { quantScale: positiveScalarFactor(t) } : {}),
     grad: binaryGrad(t),
     prune: pruneElementwise,
     infer: (n, ctx) => {

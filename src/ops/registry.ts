@@ -222,6 +222,12 @@ export interface OpEntry {
    * int8 weights (src/passes/quantize/placement). Returns a and b when they are constants, else undefined.
    */
   quantAffine?(node: Node): { scale: Float64Array; bias: Float64Array } | undefined;
+  /**
+   * The op multiplies activation input `input` by the positive constant `factor` (Mul/Div by a scalar): between
+   * quantized tensors the static quantizer drops it and dequantizes its input with the scale × factor instead (the
+   * same values, no kernel, no second rounding; HardSwish's ×1/6). Undefined when the node is not of that form.
+   */
+  quantScale?(node: Node): { input: number; factor: number } | undefined;
 }
 
 // The table (src/ops/table.ts) is filled by the op families; this module's readers get it complete.

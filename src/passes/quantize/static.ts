@@ -27,6 +27,7 @@ import { InputError, InternalError, UnsupportedError } from '../../errors.js';
 import type { Model, Node, Tensor, Value } from '../../ir/index.js';
 import { A, Tensor as T, cleanup } from '../../ir/index.js';
 import { defineModelPass } from '../manager.js';
+import { lookup } from '../../ops/registry.js';
 import { constTensor, f64, isOnnxDomain, soleReader, tryInferShapes } from '../util.js';
 import {
   calibrate,
@@ -43,6 +44,7 @@ import {
   rulesOf,
   type PlacementRules,
   affineAsConv,
+  stemDepthwise,
   decomposeHardSwish,
   foldHardSigmoid,
   qlinearNodes,
@@ -127,6 +129,11 @@ export interface QuantPlan {
   perChannel: boolean;
   /** Root tensor → the floor of its quantized range (see `rangeFloors`). */
   floors?: Record<string, number>;
+  /**
+   * Mul/Div by a positive constant between quantized tensors (a `quantScale` registry entry; HardSwish's ×1/6):
+   * the node is dropped and its output is the DequantizeLinear of `input`'s quantized value with scale × factor.
+   */
+  scaleFolds?: { node: string; input: string; output: string; factor: number }[];
 }
 
 export interface StaticResult {
@@ -220,7 +227,7 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
         node: n.label,
         opType: n.opType,
         reason: opts.keptFloat?.includes(n.name)
-          ? "kept float: an image stem (fewer than 4 input channels), where ORT's float kernel is faster"
+          ? "kept float: an image stem (fewer than 4 input channels) or the depthwise Conv right after it, where ORT's float kernel is faster"
           : 'excluded (--exclude/--include)',
       });
       continue;
@@ -309,6 +316,23 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
       }
     }
   }
+  // Mul/Div by a positive constant whose input and output are both quantized: the constant goes into a DQ scale
+  const scaleFolds: NonNullable<QuantPlan['scaleFolds']> = [];
+  if (rules.scaleFold) {
+    const children = new Set([...parent.values()].filter((p): p is Value => !!p));
+    for (const n of [...g.nodes]) {
+      const f = isOnnxDomain(n) && ok(n) ? lookup(n.opType, '', undefined)?.quantScale?.(n) : undefined;
+      const v = f && n.inputs[f.input];
+      const u = n.outputs[0];
+      if (!f || !v || !u || n.outputs.length !== 1 || u.isGraphOutput || children.has(u)) continue;
+      if (!parent.has(v) || !parent.has(u) || parent.get(u)) continue;
+      parent.delete(u);
+      qnodes.delete(n);
+      const k = nodes.indexOf(n);
+      if (k >= 0) nodes.splice(k, 1);
+      scaleFolds.push({ node: n.label, input: v.name, output: u.name, factor: f.factor });
+    }
+  }
   const rootOf = (v: Value): Value => {
     let r = v;
     for (let k = 0; k < 64; k++) {
@@ -338,6 +362,7 @@ export function planStatic(model: Model, opts: StaticPlacementOptions = {}): Qua
     activationType: opts.activationType ?? 'uint8',
     perChannel,
     ...(Object.keys(floors).length ? { floors } : {}),
+    ...(scaleFolds.length ? { scaleFolds } : {}),
   };
 }
 
@@ -384,6 +409,7 @@ export function prepareStatic<O extends StaticPlacementOptions>(
   checkFilter(m, opts);
   const notes: string[] = [];
   const exclude = [...(opts.exclude ?? [])];
+  const rules = rulesOf(opts.placement);
   if (opts.floatStem ?? true) {
     const ok = filterFor(m, opts);
     const stems: string[] = [];
@@ -426,8 +452,15 @@ export function prepareStatic<O extends StaticPlacementOptions>(
         `Kept float the stem Conv(s) ${stems.join(', ')} (fewer than 4 input channels: ORT's float kernels are faster there)`,
       );
     }
+    const dw = rules.stemDepthwise
+      ? stems.flatMap((s) => stemDepthwise(g.nodes.find((n) => n.name === s)!)).filter(ok)
+      : [];
+    for (const n of dw) exclude.push(`node:${n.name}`);
+    if (dw.length)
+      notes.push(
+        `Kept float the depthwise Conv(s) ${dw.map((n) => n.name).join(', ')} after the float stem (fewer than 64 channels: ORT's integer depthwise kernel is slower there)`,
+      );
   }
-  const rules = rulesOf(opts.placement);
   const rangeFloors = new Map(opts.rangeFloors ?? []);
   {
     const folded = rules.hardSigmoid ? foldHardSigmoid(m, filterFor(m, { ...opts, exclude })) : [];
@@ -573,6 +606,7 @@ export function applyStatic(
 
   // activations
   const renamed = new Set(plan.renamedOutputs);
+  const quantizedOf = new Map<string, { q: Value; scale: number; zp: Value }>();
   for (const [name, root] of plan.tensors) {
     const v = byName.get(name);
     if (!v)
@@ -599,6 +633,7 @@ export function applyStatic(
     q.output(0).type = { kind: 'tensor', dtype: qt, shape: v.shape ? [...v.shape] : null };
     d.output(0).type = { kind: 'tensor', dtype: 'float32', shape: v.shape ? [...v.shape] : null };
     for (const u of [...v.uses]) if (u.node !== q) u.node.setInput(u.index, d.output(0));
+    quantizedOf.set(name, { q: q.output(0), scale: paramsOf(root).p.scale, zp });
     if (renamed.has(name) && v.isGraphOutput) {
       // the graph output keeps its name, now on the dequantized value, so the producer can fuse with its Q
       const dv = d.output(0);
@@ -607,6 +642,29 @@ export function applyStatic(
       dv.name = outName;
       g.outputs = g.outputs.map((o) => (o === v ? dv : o));
     }
+  }
+
+  for (const f of plan.scaleFolds ?? []) {
+    const n = nodeByLabel.get(f.node);
+    const x = quantizedOf.get(f.input);
+    if (!n || !x)
+      throw new InternalError('quant-plan', `The plan folds "${f.node}" into a DQ scale, but it is missing`, {
+        node: f.node,
+      });
+    const s = g.addInitializer(g.uniqueName(`${f.output}_scale`), T.scalar('float32', x.scale * f.factor));
+    const d = g.addNode({
+      opType: 'DequantizeLinear',
+      name: g.uniqueName(`${f.output}_DequantizeLinear`),
+      inputs: [x.q, s, x.zp],
+      outputs: [g.uniqueName(`${f.output}_dequantized`)],
+    });
+    const u = n.output(0);
+    d.output(0).type = u.type ? { ...u.type } : u.type;
+    u.replaceAllUsesWith(d.output(0));
+    g.removeNode(n, true);
+    notes.push(
+      `Folded ${n.opType} "${f.node}" (× ${+f.factor.toPrecision(6)}) into the scale of a DequantizeLinear`,
+    );
   }
 
   // weights and biases

@@ -142,7 +142,7 @@ describe('INT8 placement rules (issue 17)', () => {
   });
 
   for (const opset of [13, 14])
-    test(`HardSwish after a Conv (opset ${opset}: ${opset >= 14 ? 'the op' : 'x · HardSigmoid(x)'}) runs as QLinearAdd → QLinearMul ×2, same float values`, async () => {
+    test(`HardSwish after a Conv (opset ${opset}: ${opset >= 14 ? 'the op' : 'x · HardSigmoid(x)'}) runs as QLinearAdd → QLinearMul, its ×1/6 in a DequantizeLinear scale, same float values`, async () => {
       const b = new ModelBuilder({ opset, seed: 5 });
       const x = b.input('input', 'float32', ['N', 4, 8, 8]);
       let y = b.hardSwish(b.conv2d(x, { inC: 4, outC: 16, kernel: 3, pad: 1, name: 'c1' }), 'hs');
@@ -164,7 +164,15 @@ describe('INT8 placement rules (issue 17)', () => {
       const r = await quantizeStatic(m, { calibration });
       const k = (await ortKernels(r.model)).ops;
       assert.equal(ms(k, 'QLinearAdd'), 1, JSON.stringify(k));
-      assert.equal(ms(k, 'QLinearMul'), 2, JSON.stringify(k));
+      assert.equal(ms(k, 'QLinearMul'), 1, JSON.stringify(k));
+      assert.ok(
+        r.notes.some((n) => /Folded Mul ".*div6" \(× 0.166667\) into the scale/.test(n)),
+        r.notes.join('\n'),
+      );
+      // without the scale fold the ×1/6 is a QLinearMul of its own (one more kernel, one more rounding)
+      const unfolded = await quantizeStatic(m, { calibration, placement: { scaleFold: false } });
+      assert.equal(ms((await ortKernels(unfolded.model)).ops, 'QLinearMul'), 2);
+      assert.ok(sqnr(ref, await run(r.model, feeds)) >= sqnr(ref, await run(unfolded.model, feeds)) - 0.5);
       for (const op of ['HardSwish', 'HardSigmoid', 'Mul', 'Add', 'Clip'])
         assert.ok(!k[op], `float ${op} left: ${JSON.stringify(k)}`);
       // the constants 3 and 1/6 are exact uint8 values: the quantized graph stays as close as the float island
@@ -237,6 +245,35 @@ describe('INT8 placement rules (issue 17)', () => {
     const m2 = b2.build();
     tryInferShapes(m2);
     assert.deepEqual(affineAsConv(m2, () => true).done, []);
+  });
+
+  test('stemDepthwise: the depthwise Conv right after a float stem stays float with it (opt-in), deeper ones do not', async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 8 });
+    const x = b.input('input', 'float32', ['N', 3, 16, 16]);
+    let y = b.relu(b.conv2d(x, { inC: 3, outC: 16, kernel: 3, pad: 1, name: 'stem' }));
+    y = b.relu(b.conv2d(y, { inC: 16, outC: 16, kernel: 3, pad: 1, groups: 16, name: 'dw1' }));
+    y = b.relu(b.conv2d(y, { inC: 16, outC: 32, kernel: 1, name: 'pw1' }));
+    y = b.relu(b.conv2d(y, { inC: 32, outC: 32, kernel: 3, pad: 1, groups: 32, name: 'dw2' }));
+    y = b.conv2d(y, { inC: 32, outC: 16, kernel: 1, name: 'pw2' });
+    b.output(b.flatten(b.globalAvgPool(y, 'gap'), 1, 'flat'), 'out');
+    const m = await prepared(b.build());
+    const calibration = calibrationBatches(m, 4, 8);
+    const on = await quantizeStatic(m, { calibration, placement: { stemDepthwise: true } });
+    const off = await quantizeStatic(m, { calibration });
+    assert.deepEqual(
+      on.plan.skipped.map((s) => s.node),
+      ['stem', 'dw1'],
+    );
+    assert.deepEqual(
+      off.plan.skipped.map((s) => s.node),
+      ['stem'],
+    );
+    const k = (await ortKernels(on.model)).ops;
+    assert.equal(ms(k, 'QLinearConv'), 3, JSON.stringify(k));
+    const feeds = imageFeeds(m, 2, 15);
+    const ref = await run(m, feeds);
+    const s = sqnr(ref, await run(on.model, feeds));
+    assert.ok(s > 25 && s >= sqnr(ref, await run(off.model, feeds)) - 1, `SQNR ${s.toFixed(2)} dB`);
   });
 
   test('models without those patterns keep the plan they had (cnn-s: the issue-4 accuracy figures stand)', async () => {

@@ -29,6 +29,13 @@ export interface PlacementRules {
   hardSwish?: boolean;
   /** Un-folded BatchNormalization (per-channel affine) as a depthwise 1×1 Conv → QLinearConv (default true). */
   affineConv?: boolean;
+  /**
+   * The depthwise Conv (< 64 channels) right after a float stem stays float with it (default false: faster on
+   * MNASNet, MobileNetV2/V3, but the logits' SQNR of the random-weight exports moved by −0.04 to −0.3 dB).
+   */
+  stemDepthwise?: boolean;
+  /** Mul/Div by a positive constant between quantized tensors folded into a DequantizeLinear scale (default true). */
+  scaleFold?: boolean;
 }
 
 /** Every op type with an ORT QLinear kernel (`quantQLinear` in its registry entry). */
@@ -48,6 +55,8 @@ export function rulesOf(p: boolean | PlacementRules | undefined): Required<Place
     hardSigmoid: on && (o.hardSigmoid ?? true),
     hardSwish: on && (o.hardSwish ?? true),
     affineConv: on && (o.affineConv ?? true),
+    stemDepthwise: on && (o.stemDepthwise ?? false),
+    scaleFold: on && (o.scaleFold ?? true),
   };
 }
 
@@ -395,4 +404,58 @@ export function affineAsConv(
     g.removeUnused();
   }
   return { done, floors };
+}
+
+/** Ops a float stem's output may pass through (they stay float with it) on its way to the first Convs. */
+const STEM_FOLLOWERS = new Set([
+  'Relu',
+  'Clip',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Mul',
+  'MaxPool',
+  'Split',
+]);
+
+/**
+ * The depthwise Convs with fewer than `maxChannels` channels that read the output of the float stem `stem` (through
+ * its activation — Relu, Clip, SiLU's Sigmoid · x, HardSwish — and a MaxPool, which stay float with it). ORT's
+ * integer depthwise kernel (MLAS's symmetric AVX-512 one works on blocks of 64 channels) is 2–3× slower than its
+ * float NCHWc one there (bench/conv_kinds.ts), and keeping that Conv float only moves the quantization after it,
+ * where it costs no more than before it. Deeper depthwise Convs stay integer: a float island there costs its own
+ * DQ, layout reorders and Q, measured to eat the gain.
+ */
+export function stemDepthwise(stem: Node, maxChannels = 64): Node[] {
+  const out: Node[] = [];
+  const seen = new Set<Node>();
+  let frontier = [stem.output(0)];
+  for (let depth = 0; depth < 6 && frontier.length; depth++) {
+    const next: Value[] = [];
+    for (const v of frontier) {
+      if (v.isGraphOutput) return [];
+      for (const { node: r } of v.uses) {
+        if (seen.has(r)) continue;
+        seen.add(r);
+        if (isOp(r, 'Conv')) {
+          const w = constTensor(r.inputs[1]);
+          const g = r.attrInt('group', 1);
+          if (w && g > 1 && g < maxChannels && w.dims[0] === g && w.dims[1] === 1 && r.inputs[0] === v)
+            out.push(r);
+          continue;
+        }
+        if (!isOnnxDomain(r) || !STEM_FOLLOWERS.has(r.opType)) return [];
+        next.push(...r.outputs.filter((o): o is Value => !!o));
+      }
+    }
+    frontier = next;
+  }
+  // one path only (ShuffleNet's pooled stem also feeds a quantized 1×1 Conv: the pool would have to stay float),
+  // and no SiLU/HardSwish after the depthwise Conv (it would stay float too: EfficientNet measured no faster)
+  if (frontier.length || out.length !== 1 || [...seen].filter((n) => isOp(n, 'Conv')).length !== 1) return [];
+  const y = out[0]!.output(0);
+  const r = soleReader(y);
+  const after = r && isOp(r, 'Relu', 'Clip') ? r.output(0) : y;
+  if (after.uses.some((u) => isOp(u.node, 'Sigmoid', 'HardSigmoid', 'HardSwish'))) return [];
+  return out;
 }
