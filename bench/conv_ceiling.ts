@@ -5,13 +5,17 @@
 //     where the channel counts allow);
 //   - u8s8-pt: the same with per-tensor weights;
 //   - s8s8: int8 activations (x86 MLAS has no symmetric s8s8 conv kernel: the generic path);
-//   - pad64 (depthwise only): channels zero-padded to a multiple of 64 (the AVX-512 kernel's channel block), time
-//     per original Conv.
+//   - pad16 / pad64 (depthwise only): channels zero-padded to a multiple of 16 (what MLAS's symmetric depthwise
+//     kernel needs) or 64 (the AVX-512 kernel's channel block); the time of the padded Conv.
 // `npx tsx bench/conv_ceiling.ts [--runs 40] [--json]` (also `npm run bench -- quantize` prints it).
 import { parseArgs } from 'node:util';
 import { ModelBuilder } from '../src/ir/builder.js';
 import type { Model } from '../src/ir/index.js';
-import { prepareForQuantization, quantizeStatic, type StaticQuantOptions } from '../src/passes/quantize/index.js';
+import {
+  prepareForQuantization,
+  quantizeStatic,
+  type StaticQuantOptions,
+} from '../src/passes/quantize/index.js';
 import { profileModel } from '../src/runtime/index.js';
 
 export interface ConvShape {
@@ -44,20 +48,12 @@ function chain(s: ConvShape, c: number, groups: number): Model {
   const b = new ModelBuilder({ opset: 13, seed: 1 });
   let y = b.input('input', 'float32', ['N', c, s.side, s.side]);
   const cout = s.cout ?? c;
+  // pointwise shapes alternate c → cout → c: every Conv has the listed shape or its mirror
+  let cur = c;
   for (let i = 0; i < CHAIN; i++) {
-    const inC = i === 0 || !s.cout ? c : cout;
-    // pointwise shapes alternate c → cout → c so that every Conv has the listed shape or its mirror
-    const outC = s.cout ? (i % 2 ? c : cout) : c;
-    y = b.relu(
-      b.conv2d(y, {
-        inC: s.cout && i % 2 ? cout : inC,
-        outC,
-        kernel: s.k,
-        pad: s.k >> 1,
-        groups,
-        name: `conv${i}`,
-      }),
-    );
+    const outC = cur === c ? cout : c;
+    y = b.relu(b.conv2d(y, { inC: cur, outC, kernel: s.k, pad: s.k >> 1, groups, name: `conv${i}` }));
+    cur = outC;
   }
   b.output(y, 'out');
   return b.build();
@@ -86,6 +82,10 @@ export async function convCeiling(runs: number): Promise<Record<string, number |
       ['u8s8-pt', s.c, s.groups, { perChannel: false }],
       ['s8s8', s.c, s.groups, { activationType: 'int8' }],
     ];
+    if (s.groups === s.c && s.c % 16) {
+      const c2 = Math.ceil(s.c / 16) * 16;
+      forms.push(['pad16', c2, c2, {}]);
+    }
     if (s.groups === s.c && s.c % 64) {
       const c2 = Math.ceil(s.c / 64) * 64;
       forms.push(['pad64', c2, c2, {}]);

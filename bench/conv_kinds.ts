@@ -85,7 +85,17 @@ export async function convKinds(
   fp32Path: string,
   int8Path: string,
   o: { side: number; batch: number; runs: number },
-): Promise<{ convs: (ConvInfo & { fp32_ms: number; int8_ms: number })[] }> {
+): Promise<{
+  convs: (ConvInfo & { fp32_ms: number; int8_ms: number })[];
+  /** Sums of ORT's node times, ms. */
+  fp32_total: number;
+  int8_total: number;
+  /**
+   * FP32 total / (INT8 total with every Conv at the faster of its two kernels): the speed-up of a mixed placement
+   * whose float/integer transitions cost nothing — an upper bound of what placement can reach with ORT's kernels.
+   */
+  ceiling: number;
+}> {
   const fm = loadModel(fp32Path);
   const im = loadModel(int8Path);
   const infos = convInfos(fm);
@@ -100,8 +110,14 @@ export async function convKinds(
   const pi = await profileModel(int8Path, x, { threads: 1, runs: o.runs, warmup: 5 });
   const tf = timesByConv(fm, pf.nodes);
   const ti = timesByConv(im, pi.nodes);
+  const convs = infos.map((c) => ({ ...c, fp32_ms: tf.get(c.name) ?? NaN, int8_ms: ti.get(c.name) ?? NaN }));
+  const known = convs.filter((c) => Number.isFinite(c.fp32_ms) && Number.isFinite(c.int8_ms));
+  const saved = known.reduce((a, c) => a + Math.max(0, c.int8_ms - c.fp32_ms), 0);
   return {
-    convs: infos.map((c) => ({ ...c, fp32_ms: tf.get(c.name) ?? NaN, int8_ms: ti.get(c.name) ?? NaN })),
+    convs,
+    fp32_total: pf.totalMs,
+    int8_total: pi.totalMs,
+    ceiling: pf.totalMs / (pi.totalMs - saved),
   };
 }
 

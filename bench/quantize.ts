@@ -11,7 +11,8 @@
 //           `/usr/bin/python3 scripts/fixtures/gen_torchvision_models.py --preset bench` (bench/out/tv/; skipped
 //           with a note when missing): FP32, the placement before issue 17 and the default, SQNR, kernels,
 //           1-thread latency measured interleaved, and `profile-family` lines — where each family's INT8 time goes
-//           (bench/quantize_arch.ts).
+//           (bench/quantize_arch.ts); `conv-ceiling` lines — FP32 vs every integer form of ORT's Conv on those
+//           families' shapes alone (bench/conv_ceiling.ts).
 // With --models DIR holding trained exports (DIR/cnn-s.onnx from `torch_reference.py ptq --out DIR`, DIR/mlp.onnx
 // and DIR/vit-t.onnx from `scripts/fixtures/gen_quant_models.py --trained DIR`) the accuracy lines are meaningful;
 // without it the untrained torch fixture and builder models are used (same graphs, same timings).
@@ -35,6 +36,7 @@ import { TORCH_FIXTURES } from '../src/testing/fixtures.js';
 import { profileModel } from '../src/runtime/index.js';
 import type { WorkerArgs } from './worker.js';
 import { archBench } from './quantize_arch.js';
+import { convCeiling } from './conv_ceiling.js';
 
 type Measure = (a: WorkerArgs) => number;
 type Emit = (line: string) => void;
@@ -256,4 +258,6 @@ export async function quantizeBench(o: {
       emit: o.emit,
       log: o.log,
     });
+  // the ceiling of ORT's integer convolutions on the shapes the mobile families lose on (bench/conv_ceiling.ts)
+  for (const r of await convCeiling(40)) o.emit(JSON.stringify(r));
 }

@@ -60,6 +60,7 @@ export const VARIANTS: Record<string, StaticQuantOptions> = {
   'no-affine-conv': { placement: { affineConv: false } },
   'stem-dw': { placement: { stemDepthwise: true } },
   'no-scale-fold': { placement: { scaleFold: false } },
+  'no-pad-dw': { placement: { padDepthwise: false } },
 };
 
 const MEAN = [0.485, 0.456, 0.406];

@@ -44,6 +44,7 @@ import {
   rulesOf,
   type PlacementRules,
   affineAsConv,
+  padDepthwise,
   stemDepthwise,
   decomposeHardSwish,
   foldHardSigmoid,
@@ -485,6 +486,15 @@ export function prepareStatic<O extends StaticPlacementOptions>(
       tryInferShapes(m);
       notes.push(
         `Folded HardSigmoid ${folded.join(', ')} into the Conv before it (Clip(0, 1) after it, absorbed by the quantization)`,
+      );
+    }
+  }
+  if (rules.padDepthwise) {
+    const padded = padDepthwise(m, filterFor(m, { ...opts, exclude }));
+    if (padded.length) {
+      tryInferShapes(m);
+      notes.push(
+        `Padded the channels of depthwise Conv(s) ${padded.join(', ')} to a multiple of 16, with their neighbouring Convs (MLAS's symmetric depthwise kernel)`,
       );
     }
   }

@@ -16,7 +16,7 @@ import {
   prepared,
   run,
 } from '../../../testing/quantize.js';
-import { affineAsConv, decomposeHardSwish, foldHardSigmoid } from './index.js';
+import { affineAsConv, decomposeHardSwish, foldHardSigmoid, padDepthwise } from './index.js';
 
 /**
  * A mobile block as EfficientNet / MobileNetV3 / DenseNet / ShuffleNet write it: float stem, 1×1 expand + SiLU
@@ -274,6 +274,40 @@ describe('INT8 placement rules (issue 17)', () => {
     const ref = await run(m, feeds);
     const s = sqnr(ref, await run(on.model, feeds));
     assert.ok(s > 25 && s >= sqnr(ref, await run(off.model, feeds)) - 1, `SQNR ${s.toFixed(2)} dB`);
+  });
+
+  test('a depthwise Conv of 24 channels between 1×1 Convs is padded to 32 (MLAS symmetric kernel): same values', async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 9 });
+    const x = b.input('input', 'float32', ['N', 16, 8, 8]);
+    let y = b.relu(b.conv2d(x, { inC: 16, outC: 24, kernel: 1, name: 'expand' }));
+    y = b.relu(b.conv2d(y, { inC: 24, outC: 24, kernel: 3, pad: 1, groups: 24, name: 'dw' }));
+    y = b.conv2d(y, { inC: 24, outC: 16, kernel: 1, name: 'project' });
+    // a second depthwise Conv whose output a pool reads: left alone
+    const z = b.conv2d(y, { inC: 16, outC: 24, kernel: 1, name: 'expand2' });
+    const dw2 = b.conv2d(z, { inC: 24, outC: 24, kernel: 3, pad: 1, groups: 24, name: 'dw2' });
+    b.output(b.flatten(b.globalAvgPool(dw2, 'gap'), 1, 'flat'), 'out');
+    const m = await prepared(b.build());
+    const d = m.clone();
+    tryInferShapes(d);
+    assert.deepEqual(
+      padDepthwise(d, () => true),
+      ['dw'],
+    );
+    const dw = d.graph.nodes.find((n) => n.name === 'dw')!;
+    assert.equal(dw.attrInt('group', 1), 32);
+    const feeds = imageFeeds(m, 2, 17);
+    const ref = await run(m, feeds);
+    assert.ok(maxAbs(ref, await run(d, feeds)) <= 1e-5 * Math.max(1, amax(ref)), 'the padding is exact');
+    const calibration = calibrationBatches(m, 4, 8);
+    const r = await quantizeStatic(m, { calibration });
+    const off = await quantizeStatic(m, { calibration, placement: { padDepthwise: false } });
+    assert.ok(
+      r.notes.some((n) => /Padded the channels of depthwise Conv\(s\) dw to/.test(n)),
+      r.notes.join('\n'),
+    );
+    const s = sqnr(ref, await run(r.model, feeds));
+    const sOff = sqnr(ref, await run(off.model, feeds));
+    assert.ok(s > 25 && s >= sOff - 0.5, `SQNR ${s.toFixed(2)} dB, unpadded ${sOff.toFixed(2)}`);
   });
 
   test('models without those patterns keep the plan they had (cnn-s: the issue-4 accuracy figures stand)', async () => {
