@@ -2,7 +2,9 @@
 // FP32 model and in an INT8 model (src/runtime/profile.ts), with the Conv's kind (stem, depthwise, pointwise,
 // dense k×k, grouped), channels, kernel, stride, output size and whether MLAS's symmetric u8s8 kernel can take it
 // (input/output channels as MLAS's ConvSym needs them: dense Cin % 4 = 0, Cout ≥ 16 and % 4 = 0; depthwise C % 16 = 0).
-// Prints one line per Conv and a summary per kind × output size; `--json` emits them as JSON lines.
+// Prints one line per Conv, a summary per kind × output size and two ceilings of any placement with these kernels:
+// every Conv at the faster of its two kernels with free float/integer transitions, and that with every other node
+// free too (FP32 total / Σ min(FP32, INT8) per Conv); `--json` emits them as JSON lines.
 // `npx tsx bench/conv_kinds.ts <model.fp32.onnx> <model.int8.onnx> [--side 64] [--batch 16] [--runs 30] [--json]`
 // (the files bench/quantize_arch.ts writes to bench/out/quant-arch/).
 import { parseArgs } from 'node:util';
@@ -152,4 +154,16 @@ if (process.argv[1]?.endsWith('conv_kinds.ts')) {
     console.log(
       `SUM ${k.padEnd(24)} n=${s.n} fp32 ${s.f.toFixed(3)} int8 ${s.i.toFixed(3)} ×${(s.f / s.i).toFixed(2)}`,
     );
+  const free = r.convs.reduce(
+    (a, c) => a + (Number.isFinite(c.fp32_ms + c.int8_ms) ? Math.min(c.fp32_ms, c.int8_ms) : 0),
+    0,
+  );
+  const t = { fp32_ms: r.fp32_total, int8_ms: r.int8_total, ceiling: r.ceiling, bound: r.fp32_total / free };
+  console.log(
+    values.json
+      ? JSON.stringify({ bench: 'conv-kind-total', ...t })
+      : `TOTAL fp32 ${t.fp32_ms.toFixed(3)} int8 ${t.int8_ms.toFixed(3)} ×${(t.fp32_ms / t.int8_ms).toFixed(2)}; ` +
+          `every Conv at its faster kernel, free transitions: ×${t.ceiling.toFixed(2)}; ` +
+          `and every other node free too: ×${t.bound.toFixed(2)}`,
+  );
 }
