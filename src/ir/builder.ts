@@ -30,7 +30,7 @@ import { Tensor, numelOf } from './tensor.js';
 export type { InitSpec } from './init.js';
 
 export const MIN_BUILDER_OPSET = 13;
-export const MAX_BUILDER_OPSET = 22;
+export const MAX_BUILDER_OPSET = 26;
 
 export interface ModelBuilderOptions {
   /** Graph name (default 'main'). */

@@ -8,6 +8,7 @@ import { countParameters } from '../ir/builder.js';
 import type { Model } from '../ir/graph.js';
 import { Tensor } from '../ir/tensor.js';
 import { verifyModel } from '../ir/verify.js';
+import { opsetProblems } from '../onnx/opsets.js';
 import { runModel } from '../runtime/index.js';
 import { initializerDigest } from '../testing/fixtures.js';
 import { MODEL_NAMES, PARAMETER_COUNTS, buildModel } from './index.js';
@@ -137,13 +138,14 @@ for (const name of MODEL_NAMES) {
   });
 }
 
-test('every model gives the same logits at opsets 13, 18, 20 and 22 as at 17 (decompositions, axes inputs, Gelu op)', async () => {
+test('every model gives the same logits at opsets 13, 18, 20, 22, 24 and 26 as at 17 (decompositions, axes inputs, Gelu op); forms valid at its opset', async () => {
   const x = sampleInput(2);
   for (const name of MODEL_NAMES) {
     const ref = await logits(buildModel(name, { seed: 5 }), x, 2);
-    for (const opset of [13, 18, 20, 22]) {
+    for (const opset of [13, 18, 20, 22, 24, 26]) {
       const m = buildModel(name, { seed: 5, opset });
       assert.equal(m.opset(), opset);
+      assert.deepEqual(opsetProblems(m), [], `${name} at opset ${opset}`);
       const got = await logits(m, x, 2);
       for (let i = 0; i < ref.data.length; i++)
         assert.ok(Math.abs(got.data[i]! - ref.data[i]!) < 1e-5, `${name} at opset ${opset}: logit ${i}`);

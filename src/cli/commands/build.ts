@@ -11,14 +11,14 @@ export const build: Command = {
   ],
   options: {
     seed: { type: 'string', valueName: 'N', description: 'initialisation seed', default: '0' },
-    opset: { type: 'string', valueName: 'N', description: 'ai.onnx opset', default: '17' },
+    opset: { type: 'string', valueName: 'N', description: 'ai.onnx opset, 17–26', default: '17' },
     ...SAVE_OPTIONS,
   },
   examples: ['edgefit build cnn-s cnn-s.onnx --seed 1'],
   async run(p) {
     const [name, out] = p.positionals as [string, string];
     const seed = intOption(p, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
-    const opset = intOption(p, 'opset', { min: 17, max: 21 }) ?? 17;
+    const opset = intOption(p, 'opset', { min: 17, max: 26 }) ?? 17;
     const { buildFile } = await import('../../api/files.js');
     const { params, saved: r } = buildFile(name, outputOptions(p, out), { seed, opset });
     return {
