@@ -125,6 +125,7 @@ describe('edgefit distill', () => {
     const out = join(dir, 'u.onnx');
     const r = edgefit('distill', ...args, '--unlabeled', '--out', out, '--json', '--quiet', ...small);
     assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /teacher logits|epoch/, '--quiet: no progress lines');
     const j = r.json();
     assert.equal(j.alpha, 0);
     assert.equal(j.steps, 2, 'all 128 rows trained on (no validation part held out): 2 batches of 64');

@@ -227,7 +227,7 @@ export const distillCommand: Command = {
       cacheDir: p.values['no-cache'] ? false : (p.values['cache-dir'] as string | undefined),
       out: outputOptions(p, out),
       ...(qatOut ? { qatOut: outputOptions(p, qatOut) } : {}),
-      log: (l) => io.err(l),
+      ...(io.quiet ? {} : { log: (l: string) => io.err(`${l}\n`) }),
       quiet: io.quiet,
     });
     const d = r.report.detail;
