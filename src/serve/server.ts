@@ -13,6 +13,7 @@ import type { HostTensor } from '../runtime/index.js';
 import { type BatchOptions, DEFAULT_BATCH } from './batcher.js';
 import { Deployment } from './deployment.js';
 import { AuthError, NotFoundError, RequestError, UnavailableError, errorResponse } from './errors.js';
+import { parseJsonBody } from './json-body.js';
 import { ServerMetrics } from './metrics.js';
 import { type ModelSource, pathSource, registrySources } from './registry.js';
 import {
@@ -259,11 +260,11 @@ export class InferenceServer {
     app.addContentTypeParser(BINARY_CONTENT_TYPE, { parseAs: 'buffer' }, (_req, body, done) =>
       done(null, body),
     );
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-      if (body === '')
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+      if ((body as Buffer).length === 0)
         return done(new RequestError('json', 'The body is empty: send a JSON object'), undefined);
       try {
-        done(null, JSON.parse(body as string));
+        done(null, parseJsonBody(body as Buffer));
       } catch (e) {
         done(new RequestError('json', `The body is not valid JSON: ${(e as Error).message}`), undefined);
       }
