@@ -2,8 +2,9 @@
 // request) while more arrive; a batch is the oldest request plus the next ones of the same shape key, up to
 // `maxBatch` rows, run as one call of the executor, which answers each request with its own rows. One batch runs
 // at a time (ORT's kernels use the cores already). A full queue refuses at once (429 with Retry-After); a request
-// still queued at its deadline is answered 504 and never runs. With batching off, every request runs alone, in
-// arrival order, under the same queue limit and deadlines.
+// still queued at its deadline is answered 504 and never runs; one whose deadline passes while its batch runs is
+// answered 504 then (or, when the run holds the thread, as soon as it returns), and its rows are discarded. With
+// batching off, every request runs alone, in arrival order, under the same queue limit and deadlines.
 import { DeadlineError, QueueFullError, UnavailableError } from './errors.js';
 
 export interface BatchOptions {
@@ -32,6 +33,8 @@ interface Item<P, R> {
   t0: number;
   deadline: number;
   timer: NodeJS.Timeout | undefined;
+  /** Answered (by its batch or by its deadline). */
+  done: boolean;
   resolve(r: R): void;
   reject(e: unknown): void;
 }
@@ -83,6 +86,7 @@ export class Batcher<P, R> {
         t0,
         deadline: t0 + timeoutMs,
         timer: undefined,
+        done: false,
         resolve,
         reject,
       };
@@ -107,10 +111,16 @@ export class Batcher<P, R> {
   }
 
   private expire(item: Item<P, R>): void {
+    if (item.done) return;
     const i = this.queue.indexOf(item);
-    if (i < 0) return;
+    if (i < 0) {
+      // its batch is running: answer now, drop its rows when the run returns
+      this.late(item);
+      return;
+    }
     this.queue.splice(i, 1);
     this.hooks.onQueueDepth?.(this.queue.length);
+    item.done = true;
     const waited = performance.now() - item.t0;
     item.reject(
       new DeadlineError(
@@ -120,6 +130,20 @@ export class Batcher<P, R> {
       ),
     );
     this.settleIdle();
+  }
+
+  /** 504 for a request whose deadline passed while its batch ran. */
+  private late(item: Item<P, R>): void {
+    item.done = true;
+    clearTimeout(item.timer);
+    const waited = performance.now() - item.t0;
+    item.reject(
+      new DeadlineError(
+        'deadline',
+        `Model "${this.name}": the request's deadline passed after ${waited.toFixed(0)} ms, while its batch ran`,
+        { value: this.name },
+      ),
+    );
   }
 
   private rowsWaiting(key: string): number {
@@ -171,14 +195,25 @@ export class Batcher<P, R> {
   private async dispatch(): Promise<void> {
     this.running = true;
     const batch = this.take();
-    for (const it of batch) clearTimeout(it.timer);
     this.hooks.onQueueDepth?.(this.queue.length);
     const t = performance.now();
     try {
       const res = await this.execute(batch.map((b) => b.payload));
-      batch.forEach((b, i) => b.resolve(res[i]!));
+      const now = performance.now();
+      batch.forEach((b, i) => {
+        if (b.done) return;
+        if (now > b.deadline) return this.late(b);
+        b.done = true;
+        clearTimeout(b.timer);
+        b.resolve(res[i]!);
+      });
     } catch (e) {
-      for (const b of batch) b.reject(e);
+      for (const b of batch)
+        if (!b.done) {
+          b.done = true;
+          clearTimeout(b.timer);
+          b.reject(e);
+        }
     } finally {
       const s = (performance.now() - t) / 1000;
       this.secondsPerRequest = 0.8 * this.secondsPerRequest + (0.2 * s) / batch.length;
