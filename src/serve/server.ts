@@ -87,6 +87,8 @@ export class InferenceServer {
   private ready = false;
   private closing = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  /** The last poll's error, logged once. */
+  private pollError: string | undefined;
   private readonly limits: Limits;
   private readonly batch: BatchOptions;
   private readonly timeoutMs: number;
@@ -140,8 +142,17 @@ export class InferenceServer {
     const poll = this.opts.pollMs ?? 2000;
     if (poll > 0 && sources.some((s) => s.polled))
       this.pollTimer = setInterval(() => {
-        void this.reload([...this.slots.keys()].filter((n) => this.slots.get(n)!.source.polled)).catch((e) =>
-          this.opts.log?.(`reload failed: ${(e as Error).message}`),
+        // a failing poll (say, the registry is down) is logged when its error changes, not on every poll
+        void this.reload([...this.slots.keys()].filter((n) => this.slots.get(n)!.source.polled)).then(
+          () => {
+            if (this.pollError) this.opts.log?.('poll: the sources answer again');
+            this.pollError = undefined;
+          },
+          (e) => {
+            const m = (e as Error).message;
+            if (m !== this.pollError) this.opts.log?.(`reload failed (serving the loaded versions): ${m}`);
+            this.pollError = m;
+          },
         );
       }, poll);
   }
