@@ -8,7 +8,6 @@
 // (little endian), written atomically. A file that does not match its header is recomputed and replaced.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, InputError } from '../errors.js';
 import type { Model } from '../ir/graph.js';
@@ -16,6 +15,7 @@ import { encodeModel, loadModel } from '../onnx/index.js';
 import { type HostTensor, Session } from '../runtime/index.js';
 import { writeAtomic } from '../util/fs.js';
 import { resolveTensor } from './loss.js';
+import { userCacheDir } from '../util/cache.js';
 
 const MAGIC = 'EFTLOGIT';
 const HEADER = 16;
@@ -83,7 +83,7 @@ export function loadTeacher(
 
 /** Where cached logits go by default: $EDGEFIT_CACHE, else ~/.cache/edgefit, then `teacher-logits/`. */
 export function defaultCacheDir(): string {
-  return join(process.env.EDGEFIT_CACHE || join(homedir(), '.cache', 'edgefit'), 'teacher-logits');
+  return userCacheDir('teacher-logits');
 }
 
 /** Runs the teacher on batches; `features` adds named intermediate tensors as outputs (feature distillation). */

@@ -13,13 +13,13 @@
 // server keeps serving what it has (the poll logs the error).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InputError } from '../errors.js';
 import { fileDigest } from '../pipeline/registry.js';
 import { type DeployedVersion, type ModelSource, deploymentNames } from './registry.js';
+import { userCacheDir } from '../util/cache.js';
 
 export interface RemoteRegistryOptions {
   /** Base URL of `edgefit registry serve`. */
@@ -48,7 +48,7 @@ interface DeployedMeta extends DeployedEntry {
 
 /** Where downloaded artifacts go by default: $EDGEFIT_CACHE, else ~/.cache/edgefit, then `registry/`. */
 export function defaultRegistryCache(): string {
-  return join(process.env.EDGEFIT_CACHE || join(homedir(), '.cache', 'edgefit'), 'registry');
+  return userCacheDir('registry');
 }
 
 const DIGEST = /^[0-9a-f]{64}$/;
